@@ -1,0 +1,86 @@
+"""One exception tree for the whole platform.
+
+    ArsenaleError                 500, exit 1
+    ├── InvalidInput              400, exit 2   (bad names, values, filters, paths)
+    │   └── InvalidFilter         400, exit 2
+    ├── NotFound                  404, exit 3
+    ├── Conflict                  409, exit 4   (already exists, immutable value changed)
+    ├── Forbidden                 403, exit 5   (unsafe load refused, tampered artifact)
+    │   └── IntegrityError        403, exit 5
+    └── BackendUnavailable        503, exit 6   (database or server unreachable)
+
+Each error knows its HTTP status and CLI exit code, so the server and the CLI
+map them in exactly one place. `to_dict`/`from_dict` let the HTTP client raise
+the same class the embedded store would have raised.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ArsenaleError(Exception):
+    http_status: ClassVar[int] = 500
+    exit_code: ClassVar[int] = 1
+    code: ClassVar[str] = "INTERNAL_ERROR"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"error_code": self.code, "message": self.message}
+        if self.field:
+            body["field"] = self.field
+        return body
+
+    @staticmethod
+    def from_dict(body: dict[str, Any]) -> "ArsenaleError":
+        cls = _BY_CODE.get(str(body.get("error_code")), ArsenaleError)
+        return cls(str(body.get("message", "unknown error")), field=body.get("field"))
+
+
+class InvalidInput(ArsenaleError):
+    http_status = 400
+    exit_code = 2
+    code = "INVALID_PARAMETER_VALUE"
+
+
+class InvalidFilter(InvalidInput):
+    code = "INVALID_FILTER"
+
+
+class NotFound(ArsenaleError):
+    http_status = 404
+    exit_code = 3
+    code = "RESOURCE_DOES_NOT_EXIST"
+
+
+class Conflict(ArsenaleError):
+    http_status = 409
+    exit_code = 4
+    code = "RESOURCE_ALREADY_EXISTS"
+
+
+class Forbidden(ArsenaleError):
+    http_status = 403
+    exit_code = 5
+    code = "PERMISSION_DENIED"
+
+
+class IntegrityError(Forbidden):
+    code = "INTEGRITY_ERROR"
+
+
+class BackendUnavailable(ArsenaleError):
+    http_status = 503
+    exit_code = 6
+    code = "BACKEND_UNAVAILABLE"
+
+
+_BY_CODE: dict[str, type[ArsenaleError]] = {
+    c.code: c
+    for c in (ArsenaleError, InvalidInput, InvalidFilter, NotFound, Conflict, Forbidden, IntegrityError,
+              BackendUnavailable)
+}

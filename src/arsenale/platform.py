@@ -1,0 +1,48 @@
+"""`Client`: every component's interface, local or remote, chosen by the URI.
+
+`sqlite:///…` and `postgresql://…` call the services in-process;
+`http(s)://…` talks to an `arsenale server` through clients that implement
+the same methods.
+"""
+
+from __future__ import annotations
+
+from arsenale.audit.service import AuditAPI
+from arsenale.config import get_settings
+from arsenale.tracking.service import TrackingAPI
+
+
+class Client:
+    """Entry point to the platform: `ars.Client()` or `ars.Client("http://host:5000")`."""
+
+    tracking: TrackingAPI
+    audit: AuditAPI
+
+    def __init__(self, uri: str | None = None, *, artifacts: str | None = None, actor: str | None = None) -> None:
+        settings = get_settings()
+        self.uri = uri or settings.resolved_uri()
+        actor = actor or settings.resolved_actor()
+        if self.uri.startswith(("http://", "https://")):
+            from arsenale.client.audit import AuditClient
+            from arsenale.client.http import HttpTransport
+            from arsenale.client.tracking import TrackingClient
+
+            transport = HttpTransport(self.uri, timeout=settings.http_timeout, actor=actor)
+            self.tracking = TrackingClient(transport)
+            self.audit = AuditClient(transport)
+        else:
+            from arsenale.audit.service import AuditService
+            from arsenale.store.artifacts import open_artifact_store
+            from arsenale.store.db import get_engine
+            from arsenale.store.tracking import SqlTrackingStore
+            from arsenale.tracking.service import TrackingService
+
+            if "://" not in self.uri:
+                self.uri = f"sqlite:///{self.uri}"
+            engine = get_engine(self.uri)
+            blobs = open_artifact_store(artifacts or settings.resolved_artifacts())
+            self.tracking = TrackingService(SqlTrackingStore(engine), blobs, actor)
+            self.audit = AuditService(engine, actor)
+
+    def __repr__(self) -> str:
+        return f"Client({self.uri!r})"

@@ -1,0 +1,323 @@
+"""SQL for experiment tracking: experiments, runs, params, tags, metrics, artifact rows.
+
+Rows that belong together are written in one transaction. Metric points take a
+bulk path (executemany on SQLite, COPY on PostgreSQL) because a tracking store
+lives or dies by how fast it swallows points.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError as SAIntegrityError
+
+from arsenale.errors import Conflict, InvalidInput, NotFound
+from arsenale.store import audit as audit_sql
+from arsenale.store.audit import AuditRecord
+from arsenale.store.db import read, write
+from arsenale.store.search_sql import compile_filter, order_by_clauses
+from arsenale.store.tables import (
+    artifacts,
+    experiment_tags,
+    experiments,
+    latest_metrics,
+    metrics,
+    params,
+    runs,
+    tags,
+)
+
+_METRIC_COLS = ("run_id", "key", "value", "is_nan", "step", "timestamp")
+_IN_CHUNK = 500
+
+
+def _upsert(conn: Connection, table: Any) -> Any:
+    return (postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table))
+
+
+def _chunks(seq: Sequence[Any], n: int = _IN_CHUNK) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(seq), n):
+        yield seq[i:i + n]
+
+
+class SqlTrackingStore:
+    """Tracking rows in one SQL database, SQLite or PostgreSQL."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sqlite_metric_sql: str | None = None
+
+    # ---- experiments -------------------------------------------------------------------
+
+    def create_experiment(self, name: str, tags: dict[str, str], description: str | None, now: int,
+                          audit: AuditRecord) -> int:
+        try:
+            with write(self.engine) as conn:
+                if conn.execute(select(experiments.c.experiment_id).where(experiments.c.name == name)).first():
+                    raise Conflict(f"experiment {name!r} already exists", field="name")
+                exp_id = conn.execute(
+                    insert(experiments).values(name=name, lifecycle_stage="active", description=description,
+                                               creation_time=now, last_update_time=now)
+                    .returning(experiments.c.experiment_id)).scalar_one()
+                if tags:
+                    conn.execute(insert(experiment_tags),
+                                 [{"experiment_id": exp_id, "key": k, "value": v} for k, v in tags.items()])
+                audit_sql.append(conn, AuditRecord(audit.actor, audit.action, audit.entity_type, str(exp_id),
+                                                   {**audit.details, "name": name}), now)
+                return int(exp_id)
+        except SAIntegrityError:
+            raise Conflict(f"experiment {name!r} already exists", field="name") from None
+
+    def _experiment_dicts(self, conn: Connection, rows: Sequence[Any]) -> list[dict[str, Any]]:
+        ids = [r.experiment_id for r in rows]
+        tag_map: dict[int, dict[str, str]] = {i: {} for i in ids}
+        for chunk in _chunks(ids):
+            for t in conn.execute(select(experiment_tags).where(experiment_tags.c.experiment_id.in_(chunk))):
+                tag_map[t.experiment_id][t.key] = t.value
+        return [{**r._asdict(), "experiment_id": str(r.experiment_id), "tags": tag_map[r.experiment_id]}
+                for r in rows]
+
+    def get_experiment(self, experiment_id: int) -> dict[str, Any]:
+        with read(self.engine) as conn:
+            row = conn.execute(select(experiments).where(experiments.c.experiment_id == experiment_id)).first()
+            if row is None:
+                raise NotFound(f"experiment {experiment_id} does not exist", field="experiment_id")
+            return self._experiment_dicts(conn, [row])[0]
+
+    def get_experiment_by_name(self, name: str) -> dict[str, Any] | None:
+        with read(self.engine) as conn:
+            row = conn.execute(select(experiments).where(experiments.c.name == name)).first()
+            return None if row is None else self._experiment_dicts(conn, [row])[0]
+
+    def list_experiments(self, view: str) -> list[dict[str, Any]]:
+        q = select(experiments).order_by(experiments.c.experiment_id)
+        if view != "all":
+            q = q.where(experiments.c.lifecycle_stage == view)
+        with read(self.engine) as conn:
+            return self._experiment_dicts(conn, conn.execute(q).all())
+
+    def set_experiment_lifecycle(self, experiment_id: int, stage: str, expect: str, now: int,
+                                 audit: AuditRecord) -> None:
+        with write(self.engine) as conn:
+            row = conn.execute(select(experiments.c.lifecycle_stage, experiments.c.name)
+                               .where(experiments.c.experiment_id == experiment_id)).first()
+            if row is None:
+                raise NotFound(f"experiment {experiment_id} does not exist", field="experiment_id")
+            if row.lifecycle_stage != expect:
+                raise Conflict(f"experiment {experiment_id} is {row.lifecycle_stage}, not {expect}",
+                               field="experiment_id")
+            conn.execute(update(experiments).where(experiments.c.experiment_id == experiment_id)
+                         .values(lifecycle_stage=stage, last_update_time=now))
+            conn.execute(update(runs).where(runs.c.experiment_id == experiment_id).values(lifecycle_stage=stage))
+            audit_sql.append(conn, AuditRecord(audit.actor, audit.action, audit.entity_type, str(experiment_id),
+                                               {**audit.details, "name": row.name}), now)
+
+    # ---- runs --------------------------------------------------------------------------
+
+    def create_run(self, row: dict[str, Any], run_tags: dict[str, str], run_params: dict[str, str]) -> None:
+        with write(self.engine) as conn:
+            exp = conn.execute(select(experiments.c.lifecycle_stage)
+                               .where(experiments.c.experiment_id == row["experiment_id"])).first()
+            if exp is None:
+                raise NotFound(f"experiment {row['experiment_id']} does not exist", field="experiment_id")
+            if exp.lifecycle_stage != "active":
+                raise Conflict(f"experiment {row['experiment_id']} is deleted; restore it first",
+                               field="experiment_id")
+            if row.get("parent_run_id") and conn.execute(
+                    select(runs.c.run_id).where(runs.c.run_id == row["parent_run_id"])).first() is None:
+                raise NotFound(f"parent run {row['parent_run_id']} does not exist", field="parent_run_id")
+            conn.execute(insert(runs).values(**row))
+            if run_tags:
+                conn.execute(insert(tags), [{"run_id": row["run_id"], "key": k, "value": v}
+                                            for k, v in run_tags.items()])
+            if run_params:
+                conn.execute(insert(params), [{"run_id": row["run_id"], "key": k, "value": v}
+                                              for k, v in run_params.items()])
+
+    def _run_row(self, conn: Connection, run_id: str) -> Any:
+        row = conn.execute(select(runs).where(runs.c.run_id == run_id)).first()
+        if row is None:
+            raise NotFound(f"run {run_id} does not exist", field="run_id")
+        return row
+
+    def get_runs(self, conn: Connection, rows: Sequence[Any]) -> list[dict[str, Any]]:
+        """Each run row with its params, tags and latest metrics, fetched in a few set queries."""
+        ids = [r.run_id for r in rows]
+        data: dict[str, dict[str, dict[str, Any]]] = {i: {"params": {}, "tags": {}, "metrics": {}} for i in ids}
+        for chunk in _chunks(ids):
+            for p in conn.execute(select(params).where(params.c.run_id.in_(chunk))):
+                data[p.run_id]["params"][p.key] = p.value
+            for t in conn.execute(select(tags).where(tags.c.run_id.in_(chunk))):
+                data[t.run_id]["tags"][t.key] = t.value
+            for m in conn.execute(select(latest_metrics.c.run_id, latest_metrics.c.key, latest_metrics.c.value,
+                                         latest_metrics.c.is_nan).where(latest_metrics.c.run_id.in_(chunk))):
+                data[m.run_id]["metrics"][m.key] = math.nan if m.is_nan else m.value
+        return [{"info": {**r._asdict(), "experiment_id": str(r.experiment_id), "run_name": r.name},
+                 "data": data[r.run_id]} for r in rows]
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        with read(self.engine) as conn:
+            return self.get_runs(conn, [self._run_row(conn, run_id)])[0]
+
+    def update_run(self, run_id: str, values: dict[str, Any]) -> dict[str, Any]:
+        with write(self.engine) as conn:
+            self._run_row(conn, run_id)
+            if values:
+                conn.execute(update(runs).where(runs.c.run_id == run_id).values(**values))
+            return self.get_runs(conn, [self._run_row(conn, run_id)])[0]
+
+    def set_run_lifecycle(self, run_id: str, stage: str) -> None:
+        with write(self.engine) as conn:
+            self._run_row(conn, run_id)
+            conn.execute(update(runs).where(runs.c.run_id == run_id).values(lifecycle_stage=stage))
+
+    # ---- logging -----------------------------------------------------------------------
+
+    def log_batch(self, run_id: str, points: Sequence[tuple[str, float, int, int]], params_: dict[str, str],
+                  tags_: dict[str, str]) -> None:
+        """Params, tags and metric points of one run, all or nothing."""
+        with write(self.engine) as conn:
+            run = self._run_row(conn, run_id)
+            if run.lifecycle_stage != "active":
+                raise Conflict(f"run {run_id} is deleted; restore it before logging to it", field="run_id")
+            if params_:
+                self._insert_params(conn, run_id, params_)
+            if tags_:
+                stmt = _upsert(conn, tags)
+                conn.execute(stmt.on_conflict_do_update(index_elements=[tags.c.run_id, tags.c.key],
+                                                        set_={"value": stmt.excluded.value}),
+                             [{"run_id": run_id, "key": k, "value": v} for k, v in tags_.items()])
+            if points:
+                self._insert_points(conn, run_id, points)
+                self._update_latest(conn, run_id, points)
+
+    def _insert_params(self, conn: Connection, run_id: str, new: dict[str, str]) -> None:
+        keys = list(new)
+        existing = {r.key: r.value for chunk in _chunks(keys) for r in conn.execute(
+            select(params.c.key, params.c.value).where(params.c.run_id == run_id, params.c.key.in_(chunk)))}
+        for k, v in existing.items():
+            if new[k] != v:
+                raise Conflict(f"param {k!r} was already logged as {v!r}; params are immutable, "
+                               f"cannot change it to {new[k]!r}", field="params")
+        fresh = [{"run_id": run_id, "key": k, "value": v} for k, v in new.items() if k not in existing]
+        if fresh:
+            conn.execute(_upsert(conn, params).on_conflict_do_nothing(), fresh)
+            # A concurrent writer on PostgreSQL may have won the race with another value.
+            for chunk in _chunks([f["key"] for f in fresh]):
+                for r in conn.execute(select(params.c.key, params.c.value)
+                                      .where(params.c.run_id == run_id, params.c.key.in_(chunk))):
+                    if r.value != new[r.key]:
+                        raise Conflict(f"param {r.key!r} was already logged as {r.value!r}; params are "
+                                       f"immutable", field="params")
+
+    def _insert_points(self, conn: Connection, run_id: str, points: Sequence[tuple[str, float, int, int]]) -> None:
+        isnan = math.isnan
+        rows = [(run_id, k, None if isnan(v) else v, isnan(v), s, t) for k, v, s, t in points]
+        if conn.dialect.name == "postgresql":
+            raw = conn.connection.driver_connection
+            with raw.cursor() as cur:  # type: ignore[union-attr]
+                with cur.copy("COPY metrics (run_id, key, value, is_nan, step, timestamp) FROM STDIN") as cp:
+                    for row in rows:
+                        cp.write_row(row)
+        elif conn.dialect.name == "sqlite":
+            if self._sqlite_metric_sql is None:
+                self._sqlite_metric_sql = str(insert(metrics).compile(dialect=conn.dialect,
+                                                                      column_keys=list(_METRIC_COLS)))
+            conn.exec_driver_sql(self._sqlite_metric_sql, rows)  # one executemany, no per-row statement
+        else:
+            conn.execute(insert(metrics), [dict(zip(_METRIC_COLS, r)) for r in rows])
+
+    def _update_latest(self, conn: Connection, run_id: str, points: Sequence[tuple[str, float, int, int]]) -> None:
+        best: dict[str, tuple[str, float, int, int]] = {}
+        for p in points:
+            cur = best.get(p[0])
+            if cur is None or (p[2], p[3]) >= (cur[2], cur[3]):
+                best[p[0]] = p
+        stmt = _upsert(conn, latest_metrics)
+        ex = stmt.excluded
+        newer = or_(ex.step > latest_metrics.c.step,
+                    and_(ex.step == latest_metrics.c.step, ex.timestamp >= latest_metrics.c.timestamp))
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[latest_metrics.c.run_id, latest_metrics.c.key],
+            set_={"value": ex.value, "is_nan": ex.is_nan, "step": ex.step, "timestamp": ex.timestamp},
+            where=newer)
+        conn.execute(stmt, [{"run_id": run_id, "key": k, "value": None if math.isnan(v) else v,
+                             "is_nan": math.isnan(v), "step": s, "timestamp": t} for k, v, s, t in best.values()])
+
+    # ---- metric history ----------------------------------------------------------------
+
+    def get_metric_history(self, run_id: str, key: str, max_points: int | None) -> dict[str, Any]:
+        where = and_(metrics.c.run_id == run_id, metrics.c.key == key)
+        with read(self.engine) as conn:
+            self._run_row(conn, run_id)
+            stats = conn.execute(select(func.count(), func.min(metrics.c.step), func.max(metrics.c.step))
+                                 .where(where)).one()
+            total, lo, hi = int(stats[0]), stats[1], stats[2]
+            if not max_points or total <= max_points:
+                res = conn.execute(select(metrics.c.step, metrics.c.value, metrics.c.is_nan, metrics.c.timestamp)
+                                   .where(where).order_by(metrics.c.step, metrics.c.timestamp, metrics.c.id))
+                steps, values, stamps = [], [], []
+                nan = math.nan
+                for s, v, n, t in res.tuples():
+                    steps.append(s)
+                    values.append(nan if n else v)
+                    stamps.append(t)
+                return {"key": key, "steps": steps, "values": values, "timestamps": stamps,
+                        "downsampled": False, "total_points": total}
+            # Buckets of equal step width; min and max per bucket keep spikes visible.
+            width = max(1, -(-(hi - lo + 1) // max_points))
+            bucket = ((metrics.c.step - lo) // width).label("b")
+            q = (select(bucket, func.min(metrics.c.step), func.avg(metrics.c.value), func.min(metrics.c.value),
+                        func.max(metrics.c.value), func.max(metrics.c.timestamp))
+                 .where(where).group_by(bucket).order_by(bucket))
+            steps, values, stamps, mins, maxs = [], [], [], [], []
+            for _b, s, avg, mn, mx, t in conn.execute(q).tuples():
+                steps.append(int(s))
+                values.append(math.nan if avg is None else float(avg))
+                mins.append(math.nan if mn is None else float(mn))
+                maxs.append(math.nan if mx is None else float(mx))
+                stamps.append(int(t))
+            return {"key": key, "steps": steps, "values": values, "timestamps": stamps, "mins": mins,
+                    "maxs": maxs, "downsampled": True, "total_points": total}
+
+    # ---- search ------------------------------------------------------------------------
+
+    def search_runs(self, experiment_ids: Sequence[int], expr: Any, order_keys: Sequence[Any], view: str,
+                    offset: int, limit: int) -> tuple[list[dict[str, Any]], bool]:
+        """One page of runs matching a parsed filter (see arsenale.tracking.search)."""
+        q = select(runs).where(runs.c.experiment_id.in_(list(experiment_ids)))
+        if view != "all":
+            q = q.where(runs.c.lifecycle_stage == view)
+        if expr is not None:
+            q = q.where(compile_filter(expr))
+        q = q.order_by(*order_by_clauses(list(order_keys))).offset(offset).limit(limit + 1)
+        with read(self.engine) as conn:
+            rows = conn.execute(q).all()
+            more = len(rows) > limit
+            return self.get_runs(conn, rows[:limit]), more
+
+    # ---- artifacts ---------------------------------------------------------------------
+
+    def add_artifacts(self, run_id: str, entries: Sequence[tuple[str, str, int]], now: int) -> None:
+        with write(self.engine) as conn:
+            self._run_row(conn, run_id)
+            stmt = _upsert(conn, artifacts)
+            conn.execute(stmt.on_conflict_do_update(
+                index_elements=[artifacts.c.run_id, artifacts.c.path],
+                set_={"digest": stmt.excluded.digest, "size": stmt.excluded.size,
+                      "created_at": stmt.excluded.created_at}),
+                [{"run_id": run_id, "path": p, "digest": d, "size": s, "created_at": now} for p, d, s in entries])
+
+    def artifact_rows(self, run_id: str, prefix: str) -> list[tuple[str, str, int]]:
+        with read(self.engine) as conn:
+            self._run_row(conn, run_id)
+            q = select(artifacts.c.path, artifacts.c.digest, artifacts.c.size).where(artifacts.c.run_id == run_id)
+            if prefix:
+                # A range instead of LIKE: no wildcard escaping of user paths needed.
+                q = q.where(or_(artifacts.c.path == prefix,
+                                and_(artifacts.c.path >= prefix + "/", artifacts.c.path < prefix + "0")))
+            return [tuple(r) for r in conn.execute(q.order_by(artifacts.c.path)).tuples()]
