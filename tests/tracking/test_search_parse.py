@@ -96,7 +96,7 @@ def test_and_binds_tighter_than_or() -> None:
     ("start_time = '5'", "is numeric", 14),
     ("params.a like 1", "quoted pattern", 15),
     ("params.a like 'x\\'", "unterminated", 15),
-    ("params.a like 'x\\\\\\\\\\\\'", "unterminated", 15),
+    ("params.a like 'x\\\\\\'", "unterminated", 15),
     ("params.a like 'x\\\\'", "unescaped backslash", 15),
     ("params.a = null", "is null", 12),
     ("params.a in ()", "expected a value", 14),

@@ -37,7 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.visitors import InternalTraversal
+from sqlalchemy.sql.visitors import InternalTraversal, _TraverseInternalsType
 
 from arsenale.errors import InvalidFilter
 from arsenale.store.tables import latest_metrics, params, runs, tags
@@ -53,7 +53,9 @@ class _CodePointOrder(ColumnElement[Any]):
     """A string expression that compares by code point on every backend."""
 
     inherit_cache = True
-    _traverse_internals = [("element", InternalTraversal.dp_clauseelement)]
+    _traverse_internals: _TraverseInternalsType = [  # noqa: RUF012 (SQLAlchemy declares it per instance)
+        ("element", InternalTraversal.dp_clauseelement),
+    ]
 
     def __init__(self, element: ColumnElement[Any]) -> None:
         self.element = element
@@ -76,7 +78,7 @@ class _CaseSensitiveLike(ColumnElement[bool]):
     inherit_cache = True
     type = Boolean()
     _is_implicitly_boolean = True  # already a predicate: SQLite must not get "= 1" appended
-    _traverse_internals = [
+    _traverse_internals: _TraverseInternalsType = [  # noqa: RUF012 (SQLAlchemy declares it per instance)
         ("element", InternalTraversal.dp_clauseelement),
         ("pattern", InternalTraversal.dp_clauseelement),
         ("glob", InternalTraversal.dp_clauseelement),

@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -93,19 +94,23 @@ tags = Table(
     Column("value", Text, nullable=False),
 )
 
-# Every logged point. NaN is kept as value NULL + is_nan, because SQLite turns
-# NaN into NULL on its own and a diverging loss is information worth keeping.
-metrics = Table(
-    "metrics",
+# Metric points, stored as chunks: one row holds a batch of one metric's points as
+# little-endian int64/float64 arrays. A tracking store lives by how fast it takes and
+# returns points; a row per point costs an index entry per point, a chunk costs one
+# per batch. NaN and ±inf are kept as they are (a diverging loss is information).
+metric_chunks = Table(
+    "metric_chunks",
     metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("run_id", String(32), ForeignKey("runs.run_id", ondelete="CASCADE"), nullable=False),
     Column("key", String(MAX_KEY), nullable=False),
-    Column("value", Float(precision=53), nullable=True),
-    Column("is_nan", Boolean, nullable=False, server_default="0"),
-    Column("step", BigInteger, nullable=False),
-    Column("timestamp", BigInteger, nullable=False),
-    Index("ix_metrics_run_key_step", "run_id", "key", "step"),
+    Column("n", Integer, nullable=False),
+    Column("min_step", BigInteger, nullable=False),
+    Column("max_step", BigInteger, nullable=False),
+    Column("steps", LargeBinary, nullable=False),
+    Column("values", LargeBinary, nullable=False),
+    Column("timestamps", LargeBinary, nullable=False),
+    Index("ix_metric_chunks_run_key", "run_id", "key", "id"),
 )
 
 # The last point of each metric (highest step, then latest timestamp): what

@@ -8,6 +8,9 @@ lives or dies by how fast it swallows points.
 from __future__ import annotations
 
 import math
+from operator import itemgetter
+
+import numpy as np
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -25,14 +28,55 @@ from arsenale.store.tables import (
     experiment_tags,
     experiments,
     latest_metrics,
-    metrics,
+    metric_chunks,
     params,
     runs,
     tags,
 )
 
-_METRIC_COLS = ("run_id", "key", "value", "is_nan", "step", "timestamp")
 _IN_CHUNK = 500
+_I8 = np.dtype("<i8")
+_F8 = np.dtype("<f8")
+CHUNK_POINTS = 100_000
+
+
+def chunk_points(points: Sequence[tuple[str, float, int, int]]) -> list[tuple[str, Any, Any, Any]]:
+    """Group points by metric key into (key, steps, values, timestamps) little-endian arrays."""
+    n = len(points)
+    keys = list(map(itemgetter(0), points))  # map/itemgetter: zip(*points) is 10x slower at 1M points
+    v = np.fromiter(map(itemgetter(1), points), dtype=_F8, count=n)
+    s = np.fromiter(map(itemgetter(2), points), dtype=_I8, count=n)
+    t = np.fromiter(map(itemgetter(3), points), dtype=_I8, count=n)
+    first = keys[0]
+    if keys.count(first) == len(keys):
+        groups = [(first, slice(None))]
+    else:
+        uniq, inverse = np.unique(np.array(keys, dtype=object), return_inverse=True)
+        groups = [(str(k), np.flatnonzero(inverse == i)) for i, k in enumerate(uniq)]
+    out = []
+    for key, idx in groups:
+        gs, gv, gt = s[idx], v[idx], t[idx]
+        for lo in range(0, len(gs), CHUNK_POINTS):
+            hi = lo + CHUNK_POINTS
+            out.append((key, gs[lo:hi], gv[lo:hi], gt[lo:hi]))
+    return out
+
+
+def downsample(steps: Any, values: Any, stamps: Any, max_points: int) -> dict[str, list[Any]]:
+    """Equal-width step buckets; each keeps its first step, mean, min and max, so spikes survive."""
+    lo, hi = int(steps[0]), int(steps[-1])
+    width = max(1, -(-(hi - lo + 1) // max_points))
+    bucket = (steps - lo) // width
+    starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
+    finite = np.where(np.isnan(values), 0.0, values)
+    counts = np.add.reduceat((~np.isnan(values)).astype(np.int64), starts)
+    sums = np.add.reduceat(finite, starts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    mins = np.fmin.reduceat(values, starts)
+    maxs = np.fmax.reduceat(values, starts)
+    return {"steps": steps[starts].tolist(), "values": means.tolist(), "timestamps": stamps[starts].tolist(),
+            "mins": mins.tolist(), "maxs": maxs.tolist()}
 
 
 def _upsert(conn: Connection, table: Any) -> Any:
@@ -192,8 +236,9 @@ class SqlTrackingStore:
                                                         set_={"value": stmt.excluded.value}),
                              [{"run_id": run_id, "key": k, "value": v} for k, v in tags_.items()])
             if points:
-                self._insert_points(conn, run_id, points)
-                self._update_latest(conn, run_id, points)
+                chunks = chunk_points(points)
+                self._insert_chunks(conn, run_id, chunks)
+                self._update_latest(conn, run_id, chunks)
 
     def _insert_params(self, conn: Connection, run_id: str, new: dict[str, str]) -> None:
         keys = list(new)
@@ -214,29 +259,21 @@ class SqlTrackingStore:
                         raise Conflict(f"param {r.key!r} was already logged as {r.value!r}; params are "
                                        f"immutable", field="params")
 
-    def _insert_points(self, conn: Connection, run_id: str, points: Sequence[tuple[str, float, int, int]]) -> None:
-        isnan = math.isnan
-        rows = [(run_id, k, None if isnan(v) else v, isnan(v), s, t) for k, v, s, t in points]
-        if conn.dialect.name == "postgresql":
-            raw = conn.connection.driver_connection
-            with raw.cursor() as cur:  # type: ignore[union-attr]
-                with cur.copy("COPY metrics (run_id, key, value, is_nan, step, timestamp) FROM STDIN") as cp:
-                    for row in rows:
-                        cp.write_row(row)
-        elif conn.dialect.name == "sqlite":
-            if self._sqlite_metric_sql is None:
-                self._sqlite_metric_sql = str(insert(metrics).compile(dialect=conn.dialect,
-                                                                      column_keys=list(_METRIC_COLS)))
-            conn.exec_driver_sql(self._sqlite_metric_sql, rows)  # one executemany, no per-row statement
-        else:
-            conn.execute(insert(metrics), [dict(zip(_METRIC_COLS, r)) for r in rows])
+    def _insert_chunks(self, conn: Connection, run_id: str, chunks: list[tuple[str, Any, Any, Any]]) -> None:
+        conn.execute(insert(metric_chunks), [
+            {"run_id": run_id, "key": key, "n": len(steps), "min_step": int(steps.min()),
+             "max_step": int(steps.max()), "steps": steps.tobytes(), "values": values.tobytes(),
+             "timestamps": stamps.tobytes()}
+            for key, steps, values, stamps in chunks])
 
-    def _update_latest(self, conn: Connection, run_id: str, points: Sequence[tuple[str, float, int, int]]) -> None:
-        best: dict[str, tuple[str, float, int, int]] = {}
-        for p in points:
-            cur = best.get(p[0])
-            if cur is None or (p[2], p[3]) >= (cur[2], cur[3]):
-                best[p[0]] = p
+    def _update_latest(self, conn: Connection, run_id: str, chunks: list[tuple[str, Any, Any, Any]]) -> None:
+        best: dict[str, tuple[float, int, int]] = {}
+        for key, steps, values, stamps in chunks:
+            i = int(np.lexsort((np.arange(len(steps)), stamps, steps))[-1])  # highest step, then latest, then last
+            cand = (float(values[i]), int(steps[i]), int(stamps[i]))
+            cur = best.get(key)
+            if cur is None or (cand[1], cand[2]) >= (cur[1], cur[2]):
+                best[key] = cand
         stmt = _upsert(conn, latest_metrics)
         ex = stmt.excluded
         newer = or_(ex.step > latest_metrics.c.step,
@@ -246,43 +283,28 @@ class SqlTrackingStore:
             set_={"value": ex.value, "is_nan": ex.is_nan, "step": ex.step, "timestamp": ex.timestamp},
             where=newer)
         conn.execute(stmt, [{"run_id": run_id, "key": k, "value": None if math.isnan(v) else v,
-                             "is_nan": math.isnan(v), "step": s, "timestamp": t} for k, v, s, t in best.values()])
+                             "is_nan": math.isnan(v), "step": s, "timestamp": t} for k, (v, s, t) in best.items()])
 
     # ---- metric history ----------------------------------------------------------------
 
     def get_metric_history(self, run_id: str, key: str, max_points: int | None) -> dict[str, Any]:
-        where = and_(metrics.c.run_id == run_id, metrics.c.key == key)
         with read(self.engine) as conn:
             self._run_row(conn, run_id)
-            stats = conn.execute(select(func.count(), func.min(metrics.c.step), func.max(metrics.c.step))
-                                 .where(where)).one()
-            total, lo, hi = int(stats[0]), stats[1], stats[2]
-            if not max_points or total <= max_points:
-                res = conn.execute(select(metrics.c.step, metrics.c.value, metrics.c.is_nan, metrics.c.timestamp)
-                                   .where(where).order_by(metrics.c.step, metrics.c.timestamp, metrics.c.id))
-                steps, values, stamps = [], [], []
-                nan = math.nan
-                for s, v, n, t in res.tuples():
-                    steps.append(s)
-                    values.append(nan if n else v)
-                    stamps.append(t)
-                return {"key": key, "steps": steps, "values": values, "timestamps": stamps,
-                        "downsampled": False, "total_points": total}
-            # Buckets of equal step width; min and max per bucket keep spikes visible.
-            width = max(1, -(-(hi - lo + 1) // max_points))
-            bucket = ((metrics.c.step - lo) // width).label("b")
-            q = (select(bucket, func.min(metrics.c.step), func.avg(metrics.c.value), func.min(metrics.c.value),
-                        func.max(metrics.c.value), func.max(metrics.c.timestamp))
-                 .where(where).group_by(bucket).order_by(bucket))
-            steps, values, stamps, mins, maxs = [], [], [], [], []
-            for _b, s, avg, mn, mx, t in conn.execute(q).tuples():
-                steps.append(int(s))
-                values.append(math.nan if avg is None else float(avg))
-                mins.append(math.nan if mn is None else float(mn))
-                maxs.append(math.nan if mx is None else float(mx))
-                stamps.append(int(t))
-            return {"key": key, "steps": steps, "values": values, "timestamps": stamps, "mins": mins,
-                    "maxs": maxs, "downsampled": True, "total_points": total}
+            rows = conn.execute(select(metric_chunks.c.steps, metric_chunks.c["values"], metric_chunks.c.timestamps)
+                                .where(metric_chunks.c.run_id == run_id, metric_chunks.c.key == key)
+                                .order_by(metric_chunks.c.id)).all()
+        steps = np.concatenate([np.frombuffer(r[0], dtype=_I8) for r in rows]) if rows else np.empty(0, _I8)
+        values = np.concatenate([np.frombuffer(r[1], dtype=_F8) for r in rows]) if rows else np.empty(0, _F8)
+        stamps = np.concatenate([np.frombuffer(r[2], dtype=_I8) for r in rows]) if rows else np.empty(0, _I8)
+        if len(steps) > 1 and not (np.all(steps[1:] >= steps[:-1])):
+            order = np.lexsort((stamps, steps))  # by step, then time; stable for equal pairs
+            steps, values, stamps = steps[order], values[order], stamps[order]
+        total = len(steps)
+        if not max_points or total <= max_points:
+            return {"key": key, "steps": steps.tolist(), "values": values.tolist(), "timestamps": stamps.tolist(),
+                    "downsampled": False, "total_points": total}
+        return {"key": key, **downsample(steps, values, stamps, max_points), "downsampled": True,
+                "total_points": total}
 
     # ---- search ------------------------------------------------------------------------
 
@@ -320,4 +342,4 @@ class SqlTrackingStore:
                 # A range instead of LIKE: no wildcard escaping of user paths needed.
                 q = q.where(or_(artifacts.c.path == prefix,
                                 and_(artifacts.c.path >= prefix + "/", artifacts.c.path < prefix + "0")))
-            return [tuple(r) for r in conn.execute(q.order_by(artifacts.c.path)).tuples()]
+            return [tuple(r) for r in conn.execute(q.order_by(artifacts.c.path))]

@@ -177,6 +177,9 @@ def to_float(value: Any, field: str = "value") -> float:
     raise InvalidInput(f"metric {field} must be a number, got {value!r}", field=field)
 
 
+_I64 = 2**63 - 1
+
+
 def to_int(value: Any, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(value, "__index__"):
         raise InvalidInput(f"{field} must be an integer, got {value!r}", field=field)
@@ -194,12 +197,19 @@ def normalize_metrics(metrics: Iterable[Any] | None, default_timestamp: int | No
     before anything is written, so one bad point rejects the whole batch."""
     if metrics is None:
         return []
+    if isinstance(metrics, (str, bytes, Mapping)):
+        raise InvalidInput("metrics must be a list of points", field="metrics")
     ts_default = default_timestamp if default_timestamp is not None else now_ms()
-    out: list[MetricPoint] = []
+    out: list[Any] = []
     seen_keys: set[str] = set()
     append = out.append
     for i, m in enumerate(metrics):
-        if isinstance(m, tuple):
+        # Fast path: an already well-typed (key, value, step, timestamp) tuple is kept as it is.
+        if type(m) is tuple or type(m) is MetricPoint:
+            if len(m) == 4 and type(m[1]) is float and type(m[2]) is int and type(m[3]) is int \
+                    and m[0] in seen_keys:
+                append(m)
+                continue
             n = len(m)
             if n < 2 or n > 4:
                 raise InvalidInput(f"metrics[{i}] must be (key, value[, step[, timestamp]])", field="metrics")
@@ -223,7 +233,9 @@ def normalize_metrics(metrics: Iterable[Any] | None, default_timestamp: int | No
         fv = value if type(value) is float else to_float(value, f"metrics[{i}].value")
         st = step if type(step) is int else to_int(step, f"metrics[{i}].step")
         tv = ts if type(ts) is int else to_int(ts, f"metrics[{i}].timestamp")
-        append(MetricPoint(key, fv, st, tv))
+        if abs(st) > _I64 or abs(tv) > _I64:
+            raise InvalidInput(f"metrics[{i}] step or timestamp is out of the 64-bit range", field="metrics")
+        append((key, fv, st, tv))
     return out
 
 

@@ -19,19 +19,19 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Literal
 
 from arsenale.errors import InvalidFilter
 
 __all__ = [
     "ATTRIBUTES",
+    "MAX_DEPTH",
+    "MAX_FILTER_LENGTH",
+    "MAX_ORDER_BY",
     "And",
     "Comparison",
     "Expr",
     "Kind",
-    "MAX_DEPTH",
-    "MAX_FILTER_LENGTH",
-    "MAX_ORDER_BY",
     "Or",
     "OrderKey",
     "format_filter",
@@ -94,7 +94,7 @@ class Or:
     items: tuple[Expr, ...]
 
 
-Expr = Union[Comparison, And, Or]
+Expr = Comparison | And | Or
 
 
 @dataclass(frozen=True)

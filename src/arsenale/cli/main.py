@@ -1,0 +1,78 @@
+"""The `arsenale` command: one Typer sub-app per component, errors mapped to exit codes in one place.
+
+    arsenale [--uri URI] experiments|runs|artifacts|audit|db ...
+    arsenale server | ui | version
+
+An `ArsenaleError` never shows a traceback: its message goes to stderr as
+`error: <message>` and the process exits with the error class's exit code
+(2 bad input, 3 not found, 4 conflict, 5 forbidden/tampered, 6 backend down).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from arsenale.cli import artifacts, audit, db, experiments, render, runs, server, use_uri
+from arsenale.errors import ArsenaleError
+
+
+class _ArsenaleGroup(TyperGroup):
+    """The root group: turns an `ArsenaleError` from any command into a message and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ArsenaleError as exc:
+            render.print_error(exc.message)
+            raise typer.Exit(exc.exit_code) from None
+
+
+app = typer.Typer(
+    cls=_ArsenaleGroup,
+    name="arsenale",
+    help="Arsenale: the whole lifecycle of a machine-learning model, from raw data to a monitored endpoint.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(experiments.app, name="experiments")
+app.add_typer(runs.app, name="runs")
+app.add_typer(artifacts.app, name="artifacts")
+app.add_typer(audit.app, name="audit")
+app.add_typer(db.app, name="db")
+app.command("server")(server.server)
+app.command("ui")(server.ui)
+
+
+@app.callback()
+def _root(
+    uri: Annotated[str | None, typer.Option(
+        "--uri", help="Where metadata lives: a path, sqlite:///…, postgresql://… or http(s)://… "
+                      "(overrides ARSENALE_URI).")] = None,
+) -> None:
+    use_uri(uri)
+
+
+@app.command("version")
+def version() -> None:
+    """Print Arsenale's version."""
+    from arsenale import __version__
+
+    typer.echo(f"arsenale {__version__}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except ArsenaleError as exc:  # raised outside a command, e.g. while parsing
+        render.print_error(exc.message)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""Shared fixtures: real backends, parametrized, skipped only outside CI.
+
+`store_uri` gives a fresh metadata store on SQLite and on PostgreSQL; `client`
+adds a live HTTP server in front of SQLite, so one suite covers all three.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PG_ADMIN_URL = os.environ.get("ARSENALE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def unavailable(reason: str) -> None:
+    """Skip locally; fail in CI, where a green run must mean the backend was exercised."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true requires it)")
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test sees the developer's ARSENALE_* settings or writes into their .arsenale/."""
+    for key in list(os.environ):
+        if key.startswith("ARSENALE_") and key != "ARSENALE_TEST_PG":
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("ARSENALE_HOME", str(tmp_path / ".arsenale"))
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A database of its own for this test session (one per xdist worker), dropped at the end."""
+    import psycopg
+
+    name = f"ars_test_{uuid.uuid4().hex[:12]}"
+    admin = PG_ADMIN_URL
+    try:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
+    except psycopg.OperationalError as exc:
+        unavailable(f"PostgreSQL is not reachable at {admin}: {exc}")
+    url = admin.rsplit("/", 1)[0] + "/" + name
+    try:
+        yield url
+    finally:
+        from arsenale.store.db import dispose_all
+
+        dispose_all()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+                         .format(psycopg.sql.Identifier(name)))
+
+
+def _truncate_postgres(url: str) -> None:
+    from sqlalchemy import text
+
+    from arsenale.store.db import get_engine
+    from arsenale.store.tables import metadata
+
+    engine = get_engine(url)
+    names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)  # our own table names, not input
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty metadata store, on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'arsenale.db'}"
+    url = request.getfixturevalue("pg_database")
+    _truncate_postgres(url)
+    return url
+
+
+class LiveServer:
+    def __init__(self, app: object) -> None:
+        import uvicorn
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> "LiveServer":
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres), "http"])
+def client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
+    """`arsenale.Client` on SQLite, on PostgreSQL, and over HTTP to a live server: one behaviour."""
+    from arsenale.platform import Client
+
+    artifacts = str(tmp_path / "artifacts")
+    if request.param == "sqlite":
+        yield Client(f"sqlite:///{tmp_path / 'arsenale.db'}", artifacts=artifacts)
+    elif request.param == "postgres":
+        url = request.getfixturevalue("pg_database")
+        _truncate_postgres(url)
+        yield Client(url, artifacts=artifacts)
+    else:
+        from arsenale.server.app import create_app
+
+        local = Client(f"sqlite:///{tmp_path / 'server.db'}", artifacts=artifacts)
+        with LiveServer(create_app(local)) as server:
+            yield Client(server.url)
