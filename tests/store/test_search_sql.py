@@ -18,12 +18,13 @@ from sqlalchemy import Engine, create_engine, insert, select, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 
+from arsenale.errors import InvalidFilter
 from arsenale.store.db import dispose_all, get_engine
 from arsenale.store.search_sql import compile_filter, order_by_clauses
 from arsenale.store.tables import experiments, latest_metrics, params, runs, tags
 from arsenale.tracking.search import ATTRIBUTES, And, Comparison, Expr, Or, parse_filter, parse_order_by
 
-PG_SERVER = "postgresql://postgres@127.0.0.1:5999"
+PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
 NAN = math.nan
 INF = math.inf
 
@@ -32,7 +33,7 @@ INF = math.inf
 def postgres_uri() -> Iterator[str]:
     """A throw-away database, created with a linguistic (ICU) collation where the server has one, so that
     any reliance on the database's collation shows up as a failure."""
-    admin = create_engine("postgresql+psycopg://postgres@127.0.0.1:5999/test", isolation_level="AUTOCOMMIT",
+    admin = create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/test", isolation_level="AUTOCOMMIT",
                           poolclass=NullPool, connect_args={"connect_timeout": 3})
     name = f"ars_search_{secrets.token_hex(6)}"
     try:
@@ -223,6 +224,19 @@ def test_order_by(engine: Engine, order_by: list[str], expected: list[str]) -> N
 
 def test_filter_and_order_together(engine: Engine) -> None:
     assert _search(engine, "metrics.loss is not null", ["metrics.loss desc"]) == ["r3", "r1", "r2", "r5"]
+
+
+@pytest.mark.parametrize("comparison", [
+    Comparison("param", "a", "like", "x\\"),
+    Comparison("attribute", "colour", "=", "red"),
+    Comparison("metric", "loss", "<", "0.5"),
+    Comparison("metric", "loss", "like", "x%"),
+    Comparison("tag", "a", "in", ()),
+    Comparison("tag", "a", "~", "x"),
+])
+def test_hand_built_trees_are_checked(comparison: Comparison) -> None:
+    with pytest.raises(InvalidFilter):
+        compile_filter(comparison)
 
 
 def test_cached_statements_take_new_patterns(engine: Engine) -> None:

@@ -17,9 +17,8 @@ app = typer.Typer(help="Browse and download a run's artifacts.", no_args_is_help
 @app.command("list")
 def list_artifacts(
     run_id: Annotated[str, typer.Argument(help="The run's 32-character id.")],
-    path: Annotated[str | None, typer.Argument(help="A folder (or file) inside the run; the root by default.")]
-    = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")] = False,
+    path: Annotated[str | None, typer.Argument(help="A folder (or file) in the run; the root by default.")] = None,
+    as_json: render.JsonFlag = False,
 ) -> None:
     """The files and folders directly under PATH."""
     api = Client().tracking
@@ -35,7 +34,8 @@ def list_artifacts(
         return
     t = render.table("path", "type", "size", "digest")
     for a in artifacts:
-        t.add_row(render.cell(a.path + "/" if a.is_dir else a.path), render.cell("folder" if a.is_dir else "file"),
+        t.add_row(render.cell(a.path + "/" if a.is_dir else a.path),
+                  render.cell("folder" if a.is_dir else "file"),
                   render.cell(render.size(a.size)), render.cell(a.digest, "dim"))
     render.show(t)
 

@@ -13,16 +13,14 @@ from arsenale.platform import Client
 
 app = typer.Typer(help="Read and verify the tamper-evident audit trail.", no_args_is_help=True)
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
-
 
 @app.command("list")
 def list_entries(
     entity_type: Annotated[str | None, typer.Option("--entity-type", help="e.g. experiment, model.")] = None,
     entity_id: Annotated[str | None, typer.Option("--entity-id", help="One entity's id.")] = None,
     action: Annotated[str | None, typer.Option("--action", help="e.g. experiment.create.")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many entries, oldest first.")] = 1000,
-    as_json: JsonFlag = False,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many, oldest first.")] = 1000,
+    as_json: render.JsonFlag = False,
 ) -> None:
     """Audit entries, oldest first."""
     entries = Client().audit.entries(entity_type=entity_type, entity_id=entity_id, action=action, limit=limit)
@@ -42,7 +40,7 @@ def list_entries(
 
 
 @app.command("verify")
-def verify(as_json: JsonFlag = False) -> None:
+def verify(as_json: render.JsonFlag = False) -> None:
     """Check the hash chain; exits 5 and names the first bad entry when it was tampered with."""
     report = Client().audit.verify()
     if as_json:

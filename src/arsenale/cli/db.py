@@ -27,8 +27,8 @@ def upgrade(
     use_uri(uri)
     target = get_settings().resolved_uri()
     if target.startswith(("http://", "https://")):
-        raise InvalidInput(f"{target} is an Arsenale server, not a database: run `arsenale db upgrade` where the "
-                           "server runs, with --uri set to its sqlite:///… or postgresql://… database",
+        raise InvalidInput(f"{target} is an Arsenale server, not a database: run `arsenale db upgrade` "
+                           "where the server runs, with --uri set to its sqlite:///… or postgresql://… database",
                            field="uri")
     shown = make_url(normalize_uri(target)).render_as_string(hide_password=True)
     engine = get_engine(target)

@@ -15,8 +15,6 @@ from arsenale.tracking.service import TrackingAPI
 
 app = typer.Typer(help="Create, list, delete and restore experiments.", no_args_is_help=True)
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
-
 
 def resolve_experiment(api: TrackingAPI, ref: str) -> Experiment:
     """An experiment named by id (all digits) or by name; an id wins when both exist."""
@@ -59,7 +57,7 @@ def experiments_table(experiments: list[Experiment]) -> Table:
 @app.command("list")
 def list_experiments(
     view: Annotated[ViewType, typer.Option("--view", help="Which experiments to list.")] = ViewType.ACTIVE,
-    as_json: JsonFlag = False,
+    as_json: render.JsonFlag = False,
 ) -> None:
     """List experiments."""
     experiments = Client().tracking.list_experiments(view.value)
@@ -74,9 +72,9 @@ def list_experiments(
 @app.command("create")
 def create(
     name: Annotated[str, typer.Argument(help="The experiment's name, unique in the store.")],
-    tag: Annotated[list[str] | None, typer.Option("--tag", help="KEY=VALUE; repeat for several tags.")] = None,
-    description: Annotated[str | None, typer.Option("--description", help="What the experiment is for.")] = None,
-    as_json: JsonFlag = False,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="KEY=VALUE; repeat for more tags.")] = None,
+    description: Annotated[str | None, typer.Option("--description", help="What it is for.")] = None,
+    as_json: render.JsonFlag = False,
 ) -> None:
     """Create an experiment."""
     exp = Client().tracking.create_experiment(name, tags=parse_tags(tag), description=description)

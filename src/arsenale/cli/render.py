@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
-from typing import Any
+from datetime import datetime, timezone, UTC
+from typing import Annotated, Any
 
 import typer
 from pydantic import BaseModel
@@ -23,14 +24,22 @@ from rich.text import Text
 
 MISSING = "—"
 
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
 
-def console() -> Console:
-    # Built per call so the current sys.stdout is used (tests swap it).
-    return Console(highlight=False)
+
+PIPE_WIDTH = 1000  # output to a pipe or file is not wrapped: one table row stays on one line
+
+
+def console(stderr: bool = False) -> Console:
+    """A console on the current stdout (or stderr); built per call because tests swap the streams."""
+    out = Console(stderr=stderr, highlight=False)
+    if not out.is_terminal and not os.environ.get("COLUMNS"):
+        out = Console(stderr=stderr, highlight=False, width=PIPE_WIDTH)
+    return out
 
 
 def err_console() -> Console:
-    return Console(stderr=True, highlight=False)
+    return console(stderr=True)
 
 
 def print_error(message: str) -> None:
@@ -75,7 +84,7 @@ def iso(ms: int | None) -> str:
     if ms is None:
         return MISSING
     try:
-        return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     except (OverflowError, OSError, ValueError):  # out of the calendar's range: show it raw
         return str(ms)
 
@@ -114,7 +123,7 @@ def pairs(mapping: Mapping[str, Any]) -> str:
 
 
 def table(*columns: str, title: str | None = None, fixed: Iterable[str] = ()) -> Table:
-    """A table whose cells fold when narrow, except the `fixed` columns (ids, timestamps), kept on one line."""
+    """A table whose cells fold when narrow, except `fixed` columns (ids, timestamps): one line each."""
     keep = set(fixed)
     t = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, show_edge=False)
     for name in columns:

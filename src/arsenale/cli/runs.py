@@ -16,7 +16,6 @@ from arsenale.tracking.models import ArtifactInfo, Run, RunPage
 
 app = typer.Typer(help="List, show, compare and search runs.", no_args_is_help=True)
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
 OrderBy = Annotated[list[str] | None, typer.Option(
     "--order-by", help="e.g. 'metrics.loss ASC' or 'attributes.start_time DESC'; repeat for tie-breakers.")]
 MaxResults = Annotated[int, typer.Option("--max-results", min=1, help="At most this many runs.")]
@@ -41,7 +40,8 @@ def runs_table(runs: list[Run], show_experiment: bool) -> Table:
                *(f"params.{k}" for k in shown_params), *(f"metrics.{k}" for k in shown_metrics)]
     t = render.table(*columns, fixed=("run_id", "start"))
     for r in runs:
-        t.add_row(render.cell(r.info.run_id), render.cell(r.info.run_name, "bold"), render.cell(r.info.status.value),
+        t.add_row(render.cell(r.info.run_id), render.cell(r.info.run_name, "bold"),
+                  render.cell(r.info.status.value),
                   *([render.cell(r.info.experiment_id)] if show_experiment else []),
                   render.cell(render.iso(r.info.start_time)), render.cell(_duration(r)),
                   *(render.cell(r.data.params.get(k)) for k in shown_params),
@@ -74,7 +74,7 @@ def list_runs(
     order_by: OrderBy = None,
     max_results: MaxResults = 1000,
     page_token: PageToken = None,
-    as_json: JsonFlag = False,
+    as_json: render.JsonFlag = False,
 ) -> None:
     """List the runs of one experiment."""
     api = Client().tracking
@@ -86,13 +86,13 @@ def list_runs(
 
 @app.command("search")
 def search(
-    experiments: Annotated[list[str], typer.Argument(metavar="EXPERIMENT...", help="Experiment ids or names.")],
+    experiments: Annotated[list[str], typer.Argument(metavar="EXPERIMENT...", help="Ids or names.")],
     filter_: Annotated[str, typer.Option(
         "--filter", help="e.g. \"metrics.loss < 0.1 and params.model = 'rf'\"")],
     order_by: OrderBy = None,
     max_results: MaxResults = 1000,
     page_token: PageToken = None,
-    as_json: JsonFlag = False,
+    as_json: render.JsonFlag = False,
 ) -> None:
     """Search the runs of one or more experiments with a filter."""
     api = Client().tracking
@@ -112,7 +112,7 @@ def _artifacts_table(artifacts: list[ArtifactInfo]) -> Table:
 @app.command("show")
 def show(
     run_id: Annotated[str, typer.Argument(help="The run's 32-character id.")],
-    as_json: JsonFlag = False,
+    as_json: render.JsonFlag = False,
 ) -> None:
     """A run's info, params, tags, latest metrics and top-level artifacts."""
     api = Client().tracking
@@ -158,7 +158,7 @@ def _differs(values: list[Any]) -> bool:
 @app.command("compare")
 def compare(
     run_ids: Annotated[list[str], typer.Argument(metavar="RUN_ID RUN_ID...", help="Two or more run ids.")],
-    as_json: JsonFlag = False,
+    as_json: render.JsonFlag = False,
 ) -> None:
     """Params and metrics of several runs side by side; values that differ are highlighted."""
     ids = list(dict.fromkeys(run_ids))
@@ -176,7 +176,8 @@ def compare(
                           for kind, rows in table_data.items()},
         })
         return
-    t = Table(header_style="bold", box=box.SIMPLE_HEAD, show_edge=False, caption=f"{DIFFERS} marks values that differ between the runs")
+    t = Table(header_style="bold", box=box.SIMPLE_HEAD, show_edge=False,
+              caption=f"{DIFFERS} marks values that differ between the runs")
     t.add_column("", width=1)
     t.add_column("key", overflow="fold")
     for r in runs:

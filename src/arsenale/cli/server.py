@@ -8,7 +8,8 @@ import sys
 import threading
 import time
 import webbrowser
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any
+from collections.abc import Callable
 
 import typer
 

@@ -102,20 +102,18 @@ def _like_sqlite(element: _CaseSensitiveLike, compiler: SQLCompiler, **kw: Any) 
 
 
 def _like_to_glob(pattern: str) -> str:
-    """Translate a LIKE pattern (escape character backslash) into an equivalent GLOB pattern."""
+    """Translate a LIKE pattern (escape character backslash, never trailing) into the equivalent GLOB."""
     out, i = [], 0
     while i < len(pattern):
         ch = pattern[i]
-        if ch == "\\" and i + 1 < len(pattern):
+        if ch == "\\":
             i += 1
             ch = pattern[i]
-            out.append(f"[{ch}]" if ch in "*?[" else ch)
-        elif ch == "%":
-            out.append("*")
-        elif ch == "_":
-            out.append("?")
-        else:
-            out.append(f"[{ch}]" if ch in "*?[" else ch)
+        elif ch in "%_":
+            out.append("*" if ch == "%" else "?")
+            i += 1
+            continue
+        out.append(f"[{ch}]" if ch in "*?[" else ch)
         i += 1
     return "".join(out)
 
@@ -186,6 +184,8 @@ def _compare(column: ColumnElement[Any], c: Comparison, *, numeric: bool) -> Col
         if numeric:
             raise InvalidFilter(f"{c.op} needs a string field, not {c.kind} {c.key!r}", field="filter")
         pattern = _string(c.value)
+        if (len(pattern) - len(pattern.rstrip("\\"))) % 2:
+            raise InvalidFilter(f"{c.op} pattern {pattern!r} ends with an unescaped backslash", field="filter")
         return _CaseSensitiveLike(column, pattern) if c.op == "like" else column.ilike(pattern, escape="\\")
     if c.op in ("in", "not in"):
         values = [bind(v) for v in _values(c)]

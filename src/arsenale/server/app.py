@@ -1,0 +1,337 @@
+"""The FastAPI application behind `arsenale server` and `arsenale ui`.
+
+    create_app(client)   the REST API under /api/v1/, /health, /metrics, /docs, and the dashboard at /
+    serve(host, port)    runs it with uvicorn
+
+The server always wraps a local `Client` (SQLite or PostgreSQL); a server in front of a server is
+refused. Errors keep one shape, `{"error_code", "message", "field"?}`, whatever raised them:
+an `ArsenaleError` gets its own status; request validation failures get 400 naming the field;
+an oversized body gets 413; anything else gets a generic 500 and a traceback in the server log only.
+
+Identity: the services record the server's own actor in the audit trail. Clients send
+`X-Arsenale-Actor`, which the server does not trust yet; per-request identity arrives with
+authentication.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import threading
+import time
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from arsenale.audit.service import AuditAPI
+from arsenale.config import get_settings
+from arsenale.errors import ArsenaleError, InvalidInput
+from arsenale.platform import Client
+from arsenale.server.routers import audit as audit_routes
+from arsenale.server.routers import tracking as tracking_routes
+from arsenale.tracking.service import TrackingAPI
+
+__all__ = ["create_app", "serve"]
+
+log = logging.getLogger("arsenale.server")
+
+MAX_JSON_BYTES = 64 << 20
+MAX_ARTIFACT_BYTES = 5 << 30
+DASHBOARD_MODULE = "arsenale.server.dashboard"
+_STATUS_CODES = {400: "INVALID_PARAMETER_VALUE", 403: "PERMISSION_DENIED", 404: "RESOURCE_DOES_NOT_EXIST",
+                 409: "RESOURCE_ALREADY_EXISTS", 503: "BACKEND_UNAVAILABLE"}
+
+
+def _refuse_remote(uri: str) -> None:
+    if uri.startswith(("http://", "https://")):
+        raise InvalidInput(f"the server must wrap a local store (a path, sqlite:///… or postgresql://…), "
+                           f"not another server: {uri}", field="uri")
+
+
+class _LazyClient:
+    """Stands in for `Client()` until the first request needs it, then builds it once."""
+
+    def __init__(self) -> None:
+        self._client: Client | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Client:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    client = Client()
+                    _refuse_remote(client.uri)
+                    self._client = client
+        return self._client
+
+    @property
+    def uri(self) -> str:
+        return self.get().uri
+
+    @property
+    def tracking(self) -> TrackingAPI:
+        return self.get().tracking
+
+    @property
+    def audit(self) -> AuditAPI:
+        return self.get().audit
+
+
+# ---- error bodies ----------------------------------------------------------------------------------------
+
+
+def _error(status: int, code: str, message: str, field: str | None = None,
+           headers: dict[str, str] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"error_code": code, "message": message}
+    if field:
+        body["field"] = field
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def _on_arsenale_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ArsenaleError)
+    if exc.http_status >= 500:
+        log.error("%s: %s", type(exc).__name__, exc.message)
+    return JSONResponse(exc.to_dict(), status_code=exc.http_status)
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc[1:]] if len(loc) > 1 and loc[0] in ("body", "query", "path", "header") else \
+        [str(p) for p in loc]
+    return ".".join(parts) or (str(loc[0]) if loc else "body")
+
+
+async def _on_validation_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    messages, fields = [], []
+    for err in errors:
+        loc = tuple(err.get("loc", ()))
+        if err.get("type") == "json_invalid":
+            field, msg = "body", f"request body is not valid JSON ({err.get('ctx', {}).get('error', 'decode error')})"
+        else:
+            field, msg = _field(loc), str(err.get("msg", "invalid value"))
+        fields.append(field)
+        messages.append(f"{field}: {msg}")
+    return _error(400, InvalidInput.code, "; ".join(messages) or "invalid request",
+                  fields[0] if fields else "body")
+
+
+async def _on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    message = str(exc.detail)
+    if exc.status_code == 404 and message == "Not Found":
+        message = f"no such endpoint: {request.method} {request.url.path}"
+    elif exc.status_code == 405:
+        message = f"{request.method} is not allowed on {request.url.path}"
+    if exc.status_code == 204 or exc.status_code == 304:
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    return _error(exc.status_code, _STATUS_CODES.get(exc.status_code, f"HTTP_{exc.status_code}"), message,
+                  headers=exc.headers)
+
+
+# ---- middleware (plain ASGI: cheap on the log-batch hot path) ----------------------------------------------
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """413 for bodies over the limit: at once from Content-Length, or as soon as a streamed body passes it."""
+
+    def __init__(self, app: ASGIApp, max_json_bytes: int, max_artifact_bytes: int) -> None:
+        self.app = app
+        self.max_json_bytes = max_json_bytes
+        self.max_artifact_bytes = max_artifact_bytes
+
+    def _limit(self, scope: Scope) -> int:
+        if scope["method"] == "PUT" and "/artifacts/" in scope["path"]:
+            return self.max_artifact_bytes
+        return self.max_json_bytes
+
+    async def _reject(self, limit: int, send: Send) -> None:
+        response = _error(413, InvalidInput.code, f"request body is larger than the {_size(limit)} limit",
+                          "body", headers={"Connection": "close"})
+        await response({"type": "http"}, _no_receive, send)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self._limit(scope)
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                if not value.isdigit() or int(value) > limit:
+                    await self._reject(limit, send)
+                    return
+                break
+        received = 0
+        exceeded = False
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, exceeded
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    exceeded = True
+                    raise _BodyTooLarge()
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if exceeded:  # whatever the app answers to a cut-off body, the answer is 413
+                if not started:
+                    started = True
+                    await self._reject(limit, send)
+                return
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not exceeded:
+                raise
+            if not started:
+                await self._reject(limit, send)
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}
+
+
+def _size(n: int) -> str:
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift and n % (1 << shift) == 0:
+            return f"{n >> shift} {unit}"
+    return f"{n} bytes"
+
+
+class Guard:
+    """The last line: an unexpected exception becomes a generic 500 and a logged traceback."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_)
+        except Exception:
+            log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            response = _error(500, ArsenaleError.code, "internal server error; the details are in the server log")
+            await response(scope, receive, send)
+
+
+class Metrics:
+    """Prometheus request counts and latencies per route template (never per raw path) and status."""
+
+    def __init__(self, app: ASGIApp, registry: CollectorRegistry) -> None:
+        self.app = app
+        self.requests = Counter("arsenale_http_requests", "HTTP requests served.",
+                                ["method", "route", "status"], registry=registry)
+        self.latency = Histogram("arsenale_http_request_duration_seconds", "Time to serve an HTTP request.",
+                                 ["method", "route", "status"], registry=registry)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+        t0 = time.perf_counter()
+
+        async def send_(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "<unmatched>"
+            labels = (scope["method"], route, str(status))
+            self.requests.labels(*labels).inc()
+            self.latency.labels(*labels).observe(time.perf_counter() - t0)
+
+
+# ---- the app ---------------------------------------------------------------------------------------------
+
+
+def create_app(client: Client | None = None, *, max_json_bytes: int | None = None,
+               max_artifact_bytes: int | None = None) -> FastAPI:
+    """The whole server. `client` must be local; by default it is `Client()` from settings, built on first use."""
+    settings = get_settings()
+    if client is None:
+        _refuse_remote(settings.resolved_uri())
+    else:
+        _refuse_remote(client.uri)
+    json_limit = max_json_bytes or int(getattr(settings, "max_json_bytes", MAX_JSON_BYTES))
+    artifact_limit = max_artifact_bytes or int(getattr(settings, "max_artifact_bytes", MAX_ARTIFACT_BYTES))
+
+    from arsenale import __version__
+
+    app = FastAPI(title="Arsenale", version=__version__, docs_url="/docs", redoc_url=None,
+                  description="Experiment tracking, registry, serving and governance for ML models.")
+    app.state.client = client if client is not None else _LazyClient()
+    app.state.metrics_registry = registry = CollectorRegistry(auto_describe=True)
+
+    app.add_exception_handler(ArsenaleError, _on_arsenale_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    # Added last = outermost: metrics see every answer, including the guard's 500s and the 413s.
+    app.add_middleware(BodyLimit, max_json_bytes=json_limit, max_artifact_bytes=artifact_limit)
+    app.add_middleware(Guard)
+    app.add_middleware(Metrics, registry=registry)
+
+    app.include_router(tracking_routes.router)
+    app.include_router(audit_routes.router)
+
+    @app.get("/health", tags=["operations"])
+    async def health(request: Request) -> Response:
+        """200 when the metadata store answers a trivial query, 503 otherwise."""
+        try:
+            await run_in_threadpool(request.app.state.client.audit.entries, limit=1)
+        except Exception as exc:  # any failure means "not healthy", with the reason
+            log.warning("health check failed: %s", exc)
+            message = exc.message if isinstance(exc, ArsenaleError) else type(exc).__name__
+            return JSONResponse({"status": "unavailable", "message": message}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    if importlib.util.find_spec(DASHBOARD_MODULE) is not None:
+        importlib.import_module(DASHBOARD_MODULE).install(app)
+    return app
+
+
+def serve(host: str, port: int, client: Client | None = None) -> None:
+    """Run the server in this process until interrupted (one worker; scale out with replicas)."""
+    import uvicorn
+
+    uvicorn.run(create_app(client), host=host, port=port, workers=1, log_level="warning")
