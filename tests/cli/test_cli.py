@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import sqlite3
@@ -10,6 +11,7 @@ import sys
 import threading
 import types
 import webbrowser
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +29,7 @@ UNKNOWN_RUN = "0" * 32
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    import os
-
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     for key in [k for k in os.environ if k.startswith("ARSENALE_")]:
         monkeypatch.delenv(key)
     # Recorded so that a command's --uri (which sets ARSENALE_URI) is undone after the test.
@@ -143,6 +143,17 @@ def test_runs_list_by_name_and_id(seeded: dict[str, Any]) -> None:
     r2 = next(r for r in page["runs"] if r["info"]["run_id"] == seeded["r2"])
     assert r2["data"]["metrics"] == {"loss": "NaN", "acc": "Infinity"}
     assert isinstance(r2["info"]["start_time"], int)
+
+
+def test_experiment_reference_is_an_id_or_a_name(seeded: dict[str, Any]) -> None:
+    numeric = Client().tracking.create_experiment("2024")
+    run = Client().tracking.create_run(numeric.experiment_id, run_name="yearly")
+    # No experiment has id 2024, so the name is used; a real id wins over a name.
+    page = strict_json(cli("runs", "list", "2024", "--json").stdout)
+    assert [r["info"]["run_id"] for r in page["runs"]] == [run.run_id]
+    page = strict_json(cli("runs", "list", numeric.experiment_id, "--json").stdout)
+    assert [r["info"]["run_id"] for r in page["runs"]] == [run.run_id]
+    assert "must not be empty" in cli("runs", "list", " ", code=2).stderr
 
 
 def test_runs_list_filter_order_and_max_results(seeded: dict[str, Any]) -> None:

@@ -74,6 +74,7 @@ def test_nested_runs_record_their_parent() -> None:
             ars.log_metric("x", 1.0)
     got = ars.get_client().tracking.get_run(child.run_id)
     assert got.info.parent_run_id == parent.run_id and got.data.tags["ars.parent_run_id"] == parent.run_id
+    assert got.info.experiment_id == parent.info.experiment_id
 
 
 def test_time_threshold_flushes_in_the_background(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,7 +17,7 @@ app = typer.Typer(help="Browse and download a run's artifacts.", no_args_is_help
 @app.command("list")
 def list_artifacts(
     run_id: Annotated[str, typer.Argument(help="The run's 32-character id.")],
-    path: Annotated[str | None, typer.Argument(help="A folder (or file) in the run; the root by default.")] = None,
+    path: Annotated[str | None, typer.Argument(help="A folder or file in the run; default: root.")] = None,
     as_json: render.JsonFlag = False,
 ) -> None:
     """The files and folders directly under PATH."""

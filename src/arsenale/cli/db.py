@@ -28,8 +28,8 @@ def upgrade(
     target = get_settings().resolved_uri()
     if target.startswith(("http://", "https://")):
         raise InvalidInput(f"{target} is an Arsenale server, not a database: run `arsenale db upgrade` "
-                           "where the server runs, with --uri set to its sqlite:///… or postgresql://… database",
-                           field="uri")
+                           "where the server runs, with --uri set to its sqlite:///… or postgresql://… "
+                           "database", field="uri")
     shown = make_url(normalize_uri(target)).render_as_string(hide_password=True)
     engine = get_engine(target)
     apply_migrations(engine)

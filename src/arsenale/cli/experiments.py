@@ -19,12 +19,12 @@ app = typer.Typer(help="Create, list, delete and restore experiments.", no_args_
 def resolve_experiment(api: TrackingAPI, ref: str) -> Experiment:
     """An experiment named by id (all digits) or by name; an id wins when both exist."""
     ref = ref.strip()
-    if ref.isdigit():
+    if ref.isascii() and ref.isdigit():
         try:
             return api.get_experiment(ref)
-        except NotFound:
+        except (NotFound, InvalidInput):  # no such id (or too large for one): try it as a name
             pass
-    exp = api.get_experiment_by_name(ref) if ref else None
+    exp = api.get_experiment_by_name(ref)
     if exp is None:
         raise NotFound(f"no experiment with id or name {ref!r}", field="experiment")
     return exp

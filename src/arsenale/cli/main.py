@@ -10,10 +10,10 @@ An `ArsenaleError` never shows a traceback: its message goes to stderr as
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -24,7 +24,7 @@ from arsenale.errors import ArsenaleError
 class _ArsenaleGroup(TyperGroup):
     """The root group: turns an `ArsenaleError` from any command into a message and an exit code."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:  # typer.Context; typer vendors its own click
         try:
             return super().invoke(ctx)
         except ArsenaleError as exc:
@@ -72,6 +72,10 @@ def main() -> None:
     except ArsenaleError as exc:  # raised outside a command, e.g. while parsing
         render.print_error(exc.message)
         sys.exit(exc.exit_code)
+    except BrokenPipeError:  # `arsenale runs list x --json | head`: the reader left; not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(141)
 
 
 if __name__ == "__main__":

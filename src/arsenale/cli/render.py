@@ -12,7 +12,7 @@ import json
 import math
 import os
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone, UTC
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer

@@ -8,8 +8,8 @@ import sys
 import threading
 import time
 import webbrowser
-from typing import Annotated, Any
 from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 
@@ -27,7 +27,7 @@ def _serve_function() -> Callable[..., Any]:
         from arsenale.server.app import serve
     except ImportError as exc:
         raise ArsenaleError(f"cannot start the server: {exc}") from None
-    return serve  # type: ignore[no-any-return]
+    return serve
 
 
 def server(host: Host = "127.0.0.1", port: Port = 5000) -> None:
@@ -35,14 +35,14 @@ def server(host: Host = "127.0.0.1", port: Port = 5000) -> None:
     _serve_function()(host, port)
 
 
+def local_host(host: str) -> str:
+    """Where a browser on this machine reaches a server listening on `host`."""
+    return {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "*": "127.0.0.1", "::": "::1"}.get(host, host)
+
+
 def dashboard_url(host: str, port: int) -> str:
-    if host in ("0.0.0.0", "", "*"):
-        host = "127.0.0.1"
-    elif host == "::":
-        host = "::1"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{port}/"
+    local = local_host(host)
+    return f"http://[{local}]:{port}/" if ":" in local else f"http://{local}:{port}/"
 
 
 def has_display() -> bool:
@@ -63,8 +63,7 @@ def wait_until_listening(host: str, port: int, timeout: float = READY_TIMEOUT_S)
 
 
 def _open_when_ready(url: str, host: str, port: int) -> None:
-    connect_host = url.split("//", 1)[1].rsplit(":", 1)[0].strip("[]")
-    if wait_until_listening(connect_host, port):
+    if wait_until_listening(local_host(host), port):
         webbrowser.open(url)
 
 

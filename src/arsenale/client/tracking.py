@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from operator import itemgetter
 from collections.abc import Iterable, Mapping, Sequence
 from enum import Enum
 from pathlib import Path
@@ -43,6 +44,8 @@ __all__ = ["MAX_POINTS_PER_REQUEST", "TrackingClient"]
 MAX_POINTS_PER_REQUEST = 100_000
 _INT64 = 2**63 - 1
 _PLAIN_TUPLES = frozenset({tuple, MetricPoint})
+_NUMBERS = frozenset({float, int})
+_INT = {int}
 _EXPERIMENTS = TypeAdapter(list[Experiment])
 _ARTIFACTS = TypeAdapter(list[ArtifactInfo])
 _API = "/api/v1"
@@ -57,23 +60,24 @@ def _enum_value(value: Any) -> Any:
     return value.value if isinstance(value, Enum) else value
 
 
-def metric_columns(metrics: Iterable[Any] | None) -> tuple[Sequence[str], Sequence[Any], Sequence[int], Sequence[int]]:
-    """Validated points as four columns. Plain 4-tuples of (str, float, int, int) take a fast path;
-    anything else goes through the service's own `normalize_metrics`."""
+def metric_columns(metrics: Iterable[Any] | None) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
+    """Validated points as four columns. Plain 4-tuples of (str, float, int, int) take a fast path
+    (C-level type checks, no per-point Python code); anything else goes through the service's own
+    `normalize_metrics`, so errors read the same as in the embedded store."""
     points = metrics if isinstance(metrics, list) else list(metrics or ())
     if not points:
-        return (), (), (), ()
-    if all(type(p) in _PLAIN_TUPLES and len(p) == 4 for p in points):
-        keys, values, steps, stamps = zip(*points)
-        if (all(type(v) is float for v in values)
-                and all(type(s) is int for s in steps) and all(type(t) is int for t in stamps)
+        return [], [], [], []
+    if set(map(type, points)) <= _PLAIN_TUPLES and set(map(len, points)) == {4}:
+        keys, values, steps, stamps = (list(map(itemgetter(i), points)) for i in range(4))
+        if (set(map(type, values)) <= _NUMBERS and set(map(type, steps)) == _INT
+                and set(map(type, stamps)) == _INT
                 and -_INT64 <= min(steps) and max(steps) <= _INT64
                 and -_INT64 <= min(stamps) and max(stamps) <= _INT64):
             for key in set(keys):
                 check_key(key, "metrics.key")
             return keys, values, steps, stamps
-    keys, values, steps, stamps = zip(*normalize_metrics(points))
-    return keys, values, steps, stamps
+    normalized = normalize_metrics(points)
+    return tuple(list(map(itemgetter(i), normalized)) for i in range(4))  # type: ignore[return-value]
 
 
 class TrackingClient:

@@ -178,7 +178,10 @@ def start_run(experiment: str | None = None, run_name: str | None = None, *, par
         all_tags = {**source_tags(), **(dict(tags) if tags else {})}
         if parent:
             all_tags[PARENT_TAG] = parent
-        run = client.tracking.create_run(_experiment_id(client, experiment), run_name=run_name, tags=all_tags,
+        # A nested run without an experiment of its own joins its parent's, as MLflow users expect.
+        exp_id = (stack[-1].info.experiment_id if (nested and stack and experiment is None)
+                  else _experiment_id(client, experiment))
+        run = client.tracking.create_run(exp_id, run_name=run_name, tags=all_tags,
                                          params=params, parent_run_id=parent)
         active = ActiveRun(client, run)
     stack.append(active)

@@ -1,0 +1,136 @@
+"""`make demo`: one real experiment, tracked end to end on the embedded store.
+
+Three scikit-learn model families on the breast-cancer data that ships with
+scikit-learn, a small hyperparameter sweep, 5-fold cross-validation logged per
+fold, boosting loss logged per stage, the fitted model (skops) and a ROC plot
+stored as artifacts. It ends by printing the best run and where to look.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+EXPERIMENT = "breast-cancer"
+
+
+def _sweep() -> list[tuple[str, dict[str, Any]]]:
+    grid: list[tuple[str, dict[str, Any]]] = []
+    grid += [("logistic_regression", {"C": c}) for c in (0.01, 0.1, 1.0, 10.0)]
+    grid += [("random_forest", {"n_estimators": n, "max_depth": d}) for n in (50, 200) for d in (4, None)]
+    grid += [("gradient_boosting", {"learning_rate": lr, "n_estimators": 150}) for lr in (0.05, 0.2)]
+    return grid
+
+
+def _model(family: str, params: dict[str, Any]) -> Any:
+    from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if family == "logistic_regression":
+        return make_pipeline(StandardScaler(), LogisticRegression(C=params["C"], max_iter=5000))
+    if family == "random_forest":
+        return RandomForestClassifier(**params, random_state=0, n_jobs=1)
+    return GradientBoostingClassifier(**params, random_state=0)
+
+
+def _roc_png(y_true: Any, scores: Any, title: str) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import RocCurveDisplay
+
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    RocCurveDisplay.from_predictions(y_true, scores, ax=ax, name=title)
+    ax.plot([0, 1], [0, 1], "--", color="#999")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def run_demo(port: int = 5000) -> dict[str, Any]:
+    import numpy as np
+    import skops.io as sio
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, train_test_split
+
+    import arsenale as ars
+
+    started = time.perf_counter()
+    data = load_breast_cancer()
+    X_train, X_test, y_train, y_test = train_test_split(data.data, data.target, test_size=0.25,
+                                                        stratify=data.target, random_state=42)
+    print(f"Data: scikit-learn breast cancer, {len(X_train)} training rows, {len(X_test)} test rows, "
+          f"{X_train.shape[1]} features")
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
+    results = []
+    with ars.start_run(experiment=EXPERIMENT, run_name="sweep", tags={"kind": "sweep"}) as parent:
+        ars.log_params({"dataset": "sklearn.load_breast_cancer", "test_size": 0.25, "cv_folds": 5})
+        for family, params in _sweep():
+            label = family + "".join(f" {k}={v}" for k, v in params.items())
+            with ars.start_run(run_name=label, nested=True, params={"model": family, **params}) as run:
+                fold_auc = []
+                for fold, (tr, va) in enumerate(folds.split(X_train, y_train)):
+                    m = _model(family, params).fit(X_train[tr], y_train[tr])
+                    p = m.predict_proba(X_train[va])[:, 1]
+                    fold_auc.append(roc_auc_score(y_train[va], p))
+                    ars.log_metrics({"cv_roc_auc": fold_auc[-1],
+                                     "cv_accuracy": accuracy_score(y_train[va], p > 0.5)}, step=fold)
+                model = _model(family, params).fit(X_train, y_train)
+                if family == "gradient_boosting":
+                    for stage, proba in enumerate(model.staged_predict_proba(X_test)):
+                        ars.log_metric("test_log_loss", log_loss(y_test, proba), step=stage)
+                scores = model.predict_proba(X_test)[:, 1]
+                metrics = {"cv_roc_auc_mean": float(np.mean(fold_auc)), "test_roc_auc": roc_auc_score(y_test, scores),
+                           "test_accuracy": accuracy_score(y_test, scores > 0.5),
+                           "test_f1": f1_score(y_test, scores > 0.5)}
+                ars.log_metrics(metrics)
+                with tempfile.TemporaryDirectory() as tmp:
+                    path = Path(tmp) / "model.skops"
+                    sio.dump(model, path)
+                    ars.log_artifact(path, artifact_path="model")
+                run.log_bytes(_roc_png(y_test, scores, label), "plots/roc.png")
+                results.append((metrics["cv_roc_auc_mean"], metrics["test_roc_auc"], label, run.run_id))
+                print(f"  run {run.run_id[:8]}  {label:<48} cv auc {metrics['cv_roc_auc_mean']:.4f}  "
+                      f"test auc {metrics['test_roc_auc']:.4f}")
+    best = ars.search_runs(EXPERIMENT, filter=f"attributes.parent_run_id = '{parent.run_id}'",
+                           order_by=["metrics.cv_roc_auc_mean DESC"], max_results=1)[0]
+    client = ars.get_client()
+    audit = client.audit.verify()
+    elapsed = time.perf_counter() - started
+    print()
+    print(f"Tracked {len(results)} runs under the sweep run {parent.run_id} in experiment {EXPERIMENT!r} "
+          f"({elapsed:.1f} s).")
+    print(f"Best run: {best.info.run_name} ({best.run_id})  "
+          f"cv roc auc {best.data.metrics['cv_roc_auc_mean']:.4f}, test roc auc "
+          f"{best.data.metrics['test_roc_auc']:.4f}")
+    print(f"Store: {client.uri}")
+    print(f"Audit trail: {audit.checked} entries, chain {'intact' if audit.ok else 'BROKEN: ' + str(audit.problem)}")
+    print()
+    print("Look at it:")
+    print(f"  .venv/bin/arsenale ui --port {port}        then open http://127.0.0.1:{port}/")
+    print(f"  best run in the dashboard:  http://127.0.0.1:{port}/runs/{best.run_id}")
+    print(f"  .venv/bin/arsenale runs list {EXPERIMENT} --order-by 'metrics.cv_roc_auc_mean DESC'")
+    print(f"  .venv/bin/arsenale runs show {best.run_id}")
+    print("  .venv/bin/arsenale audit verify")
+    return {"parent_run_id": parent.run_id, "best_run_id": best.run_id, "runs": len(results)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("ARSENALE_PORT", "5000")))
+    args = parser.parse_args()
+    run_demo(args.port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""`make demo`'s job, run as a test: the whole tracked experiment on the embedded store."""
+
+from __future__ import annotations
+
+import pytest
+
+import arsenale as ars
+from arsenale.demo import EXPERIMENT, run_demo
+
+
+@pytest.mark.slow
+def test_demo_tracks_a_real_sweep(capsys: pytest.CaptureFixture[str]) -> None:
+    out = run_demo(port=5999)
+    printed = capsys.readouterr().out
+    assert "Best run:" in printed and "http://127.0.0.1:5999/runs/" in printed
+    client = ars.get_client()
+    best = client.tracking.get_run(out["best_run_id"])
+    assert best.info.parent_run_id == out["parent_run_id"]
+    assert best.data.metrics["test_roc_auc"] > 0.95
+    children = ars.search_runs(EXPERIMENT, filter=f"attributes.parent_run_id = '{out['parent_run_id']}'")
+    assert len(children) == out["runs"] == 10
+    paths = {a.path for a in client.tracking.list_artifacts(best.run_id)}
+    assert paths == {"model", "plots"}
+    assert client.tracking.read_artifact(best.run_id, "plots/roc.png").startswith(b"\x89PNG")
+    assert len(client.tracking.get_metric_history(best.run_id, "cv_roc_auc").steps) == 5
+    assert client.audit.verify().ok
