@@ -119,6 +119,9 @@ def clean_env(**extra: str) -> dict[str, str]:
     """The environment minus anything that would leak one side's setup into the other."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("ARSENALE_", "MLFLOW_")) and k not in ("VIRTUAL_ENV", "PYTHONHOME")}
+    if env.get("PYTHONPATH"):  # the sides run in temporary folders: make relative entries absolute
+        env["PYTHONPATH"] = os.pathsep.join(str(Path(p).resolve()) if p else p
+                                            for p in env["PYTHONPATH"].split(os.pathsep))
     env.update(MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true", PYTHONUNBUFFERED="1")
     env.update(extra)
     return env
@@ -355,6 +358,9 @@ def main() -> int:
                 res[side] = {"skipped": True}
         return res
 
+    load_before = os.getloadavg()
+    if load_before[0] > (os.cpu_count() or 1):
+        log(f"warning: load average {load_before[0]:.1f} on {os.cpu_count()} CPUs; timings will be noisy")
     raw: dict[str, dict] = {}
     server_errors: dict[str, str] = {}
     rows: list[dict] = []
@@ -432,7 +438,8 @@ def main() -> int:
     print()
     print(f"Tracking benchmark — scale {s}, repeat {args.repeat} (medians); "
           f"MLflow {versions.get('mlflow', '—')}, Arsenale {versions.get('arsenale', '—')}, "
-          f"Python {versions['python']}, {platform.machine()} ×{os.cpu_count()} CPUs")
+          f"Python {versions['python']}, {platform.machine()} ×{os.cpu_count()} CPUs, "
+          f"load {load_before[0]:.1f}→{os.getloadavg()[0]:.1f}")
     print()
     print_table(rows)
 
@@ -453,6 +460,7 @@ def main() -> int:
         "config": {"scale": s, "repeat": args.repeat, "http": "http" in only, "only": sorted(only),
                    "sides": sorted(sides), "sizes": sizes},
         "environment": {**versions, "platform": platform.platform(), "cpus": os.cpu_count(),
+                        "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
                         "arsenale_python": args.arsenale_python, "mlflow_python": str(MLFLOW_PY)},
         "rows": rows,
         "extrapolated": extrapolated,

@@ -33,6 +33,27 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port_pair(offset: int = 10_000) -> int:
+    """A free port p with p + offset free too (SeaweedFS puts its gRPC port at p + 10000)."""
+    import random
+
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randint(20_000, 50_000)
+        if _port_is_free(port) and _port_is_free(port + offset):
+            return port
+    raise RuntimeError("no free pair of ports found")
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test sees the developer's ARSENALE_* settings or writes into their .arsenale/."""

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     metric_flush_points: int = Field(default=20_000, ge=1)
     metric_flush_seconds: float = Field(default=2.0, gt=0)
     http_timeout: float = Field(default=60.0, gt=0)
+    max_json_bytes: int = Field(default=64 * 1024 * 1024, gt=0, description="Largest JSON request body.")
+    max_artifact_bytes: int = Field(default=5 * 1024**3, gt=0, description="Largest single artifact upload.")
 
     def resolved_home(self) -> Path:
         if self.home is not None:

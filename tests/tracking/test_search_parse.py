@@ -169,8 +169,8 @@ def test_bad_order_by(items: object) -> None:
 
 # --- properties ---------------------------------------------------------------------------------------------
 
-_keys = st.text(min_size=1, max_size=12)
-_strings = st.text(max_size=12)
+_keys = st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=12)
+_strings = st.text(st.characters(exclude_characters="\x00"), max_size=12)
 _patterns = _strings.filter(lambda s: (len(s) - len(s.rstrip("\\"))) % 2 == 0)
 _numbers = st.floats(allow_nan=False, allow_infinity=False)
 _ORDER_OPS = ["=", "!=", "<", "<=", ">", ">="]
@@ -231,3 +231,8 @@ def test_garbage_never_raises_anything_but_invalid_filter(text: str) -> None:
             parse()
         except InvalidFilter as exc:
             assert exc.message
+
+
+def test_nul_characters_are_refused() -> None:
+    with pytest.raises(InvalidFilter, match="NUL"):
+        parse_filter("params.lr = '\x00'")

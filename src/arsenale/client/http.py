@@ -54,7 +54,7 @@ class HttpTransport:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "HttpTransport":
+    def __enter__(self) -> HttpTransport:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -76,7 +76,8 @@ class HttpTransport:
         return response
 
     @contextmanager
-    def stream(self, method: str, path: str, *, params: Mapping[str, Any] | None = None) -> Iterator[httpx.Response]:
+    def stream(self, method: str, path: str, *,
+               params: Mapping[str, Any] | None = None) -> Iterator[httpx.Response]:
         """A streamed response (large downloads); a non-2xx answer raises its `ArsenaleError`."""
         try:
             with self._http.stream(method, path, params=_clean(params)) as response:
@@ -89,7 +90,8 @@ class HttpTransport:
 
     def _unavailable(self, exc: httpx.TransportError) -> BackendUnavailable:
         what = "timed out talking to" if isinstance(exc, httpx.TimeoutException) else "cannot reach"
-        return BackendUnavailable(f"{what} the Arsenale server at {self.base_url}: {exc or type(exc).__name__}")
+        reason = str(exc) or type(exc).__name__
+        return BackendUnavailable(f"{what} the Arsenale server at {self.base_url}: {reason}")
 
     def error(self, response: httpx.Response) -> ArsenaleError:
         """The exception an error response stands for."""

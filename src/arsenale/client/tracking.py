@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import uuid
-from operator import itemgetter
 from collections.abc import Iterable, Mapping, Sequence
 from enum import Enum
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -92,12 +92,16 @@ class TrackingClient:
     def _run_path(self, run_id: str, suffix: str = "") -> str:
         return f"{_API}/runs/{check_run_id(run_id)}{suffix}"
 
+    def _content_path(self, run_id: str, path: str) -> str:
+        return self._run_path(run_id, f"/artifacts/content/{path_param(path)}")
+
     # ---- experiments -------------------------------------------------------------------
 
     def create_experiment(self, name: str, tags: Mapping[str, Any] | None = None,
                           description: str | None = None) -> Experiment:
         body = {"name": name, "tags": normalize_tags(tags), "description": description}
-        return Experiment.model_validate_json(self.transport.request("POST", f"{_API}/experiments", json=body).content)
+        r = self.transport.request("POST", f"{_API}/experiments", json=body)
+        return Experiment.model_validate_json(r.content)
 
     def get_experiment(self, experiment_id: str) -> Experiment:
         r = self.transport.request("GET", f"{_API}/experiments/{_experiment_id(experiment_id)}")
@@ -123,13 +127,14 @@ class TrackingClient:
 
     # ---- runs --------------------------------------------------------------------------
 
-    def create_run(self, experiment_id: str, run_name: str | None = None, tags: Mapping[str, Any] | None = None,
+    def create_run(self, experiment_id: str, run_name: str | None = None,
+                   tags: Mapping[str, Any] | None = None,
                    params: Mapping[str, Any] | None = None, parent_run_id: str | None = None,
                    start_time: int | None = None, user_id: str | None = None) -> Run:
-        body = {"experiment_id": _experiment_id(experiment_id), "run_name": run_name, "tags": normalize_tags(tags),
-                "params": normalize_params(params), "parent_run_id": parent_run_id,
-                "start_time": None if start_time is None else to_int(start_time, "start_time"),
-                "user_id": user_id}
+        body = {"experiment_id": _experiment_id(experiment_id), "run_name": run_name,
+                "tags": normalize_tags(tags), "params": normalize_params(params),
+                "parent_run_id": parent_run_id, "user_id": user_id,
+                "start_time": None if start_time is None else to_int(start_time, "start_time")}
         return Run.model_validate_json(self.transport.request("POST", f"{_API}/runs", json=body).content)
 
     def get_run(self, run_id: str) -> Run:
@@ -139,7 +144,8 @@ class TrackingClient:
                    run_name: str | None = None) -> Run:
         body = {"status": _enum_value(status), "run_name": run_name,
                 "end_time": None if end_time is None else to_int(end_time, "end_time")}
-        return Run.model_validate_json(self.transport.request("PATCH", self._run_path(run_id), json=body).content)
+        r = self.transport.request("PATCH", self._run_path(run_id), json=body)
+        return Run.model_validate_json(r.content)
 
     def delete_run(self, run_id: str) -> None:
         self.transport.request("POST", self._run_path(run_id, "/delete"))
@@ -190,13 +196,16 @@ class TrackingClient:
                 "filter": filter, "order_by": None if order_by is None else list(order_by),
                 "max_results": to_int(max_results, "max_results"), "page_token": page_token,
                 "view": _enum_value(view)}
-        return RunPage.model_validate_json(self.transport.request("POST", f"{_API}/runs/search", json=body).content)
+        r = self.transport.request("POST", f"{_API}/runs/search", json=body)
+        return RunPage.model_validate_json(r.content)
 
     # ---- artifacts ---------------------------------------------------------------------
 
     def log_artifact(self, run_id: str, local_path: str | os.PathLike[str],
                      artifact_path: str | None = None) -> list[ArtifactInfo]:
-        """A file, or a folder's whole tree, stored under `artifact_path` in the run (one request per file)."""
+        """A file, or a folder's whole tree, stored under `artifact_path` in the run.
+
+        One request per file: unlike the embedded store, a folder is not stored all or nothing."""
         check_run_id(run_id)
         base = artifact_paths.check_artifact_path(artifact_path, "artifact_path", allow_root=True)
         src = Path(local_path)
@@ -231,7 +240,7 @@ class TrackingClient:
 
     def read_artifact(self, run_id: str, path: str) -> bytes:
         rel = artifact_paths.check_artifact_path(path)
-        return self.transport.request("GET", self._run_path(run_id, f"/artifacts/content/{path_param(rel)}")).content
+        return self.transport.request("GET", self._content_path(run_id, rel)).content
 
     def _files(self, run_id: str, prefix: str) -> list[ArtifactInfo]:
         out: list[ArtifactInfo] = []
@@ -268,8 +277,8 @@ class TrackingClient:
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
         digest = blake3.blake3()
         try:
-            with self.transport.stream("GET", self._run_path(run_id, f"/artifacts/content/{path_param(info.path)}")) \
-                    as response, open(tmp, "wb") as out:
+            with self.transport.stream("GET", self._content_path(run_id, info.path)) as response, \
+                    open(tmp, "wb") as out:
                 for chunk in response.iter_bytes(1 << 20):
                     digest.update(chunk)
                     out.write(chunk)

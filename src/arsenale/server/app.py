@@ -20,6 +20,7 @@ import importlib.util
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -42,8 +43,6 @@ __all__ = ["create_app", "serve"]
 
 log = logging.getLogger("arsenale.server")
 
-MAX_JSON_BYTES = 64 << 20
-MAX_ARTIFACT_BYTES = 5 << 30
 DASHBOARD_MODULE = "arsenale.server.dashboard"
 _STATUS_CODES = {400: "INVALID_PARAMETER_VALUE", 403: "PERMISSION_DENIED", 404: "RESOURCE_DOES_NOT_EXIST",
                  409: "RESOURCE_ALREADY_EXISTS", 503: "BACKEND_UNAVAILABLE"}
@@ -88,7 +87,7 @@ class _LazyClient:
 
 
 def _error(status: int, code: str, message: str, field: str | None = None,
-           headers: dict[str, str] | None = None) -> JSONResponse:
+           headers: Mapping[str, str] | None = None) -> JSONResponse:
     body: dict[str, Any] = {"error_code": code, "message": message}
     if field:
         body["field"] = field
@@ -103,9 +102,9 @@ async def _on_arsenale_error(_request: Request, exc: Exception) -> Response:
 
 
 def _field(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc[1:]] if len(loc) > 1 and loc[0] in ("body", "query", "path", "header") else \
-        [str(p) for p in loc]
-    return ".".join(parts) or (str(loc[0]) if loc else "body")
+    """`("body", "tags", "x")` → "tags.x"; `("query", "limit")` → "limit"; `("body",)` → "body"."""
+    parts = loc[1:] if len(loc) > 1 and loc[0] in ("body", "query", "path", "header") else loc
+    return ".".join(str(p) for p in parts) or "body"
 
 
 async def _on_validation_error(_request: Request, exc: Exception) -> Response:
@@ -115,7 +114,8 @@ async def _on_validation_error(_request: Request, exc: Exception) -> Response:
     for err in errors:
         loc = tuple(err.get("loc", ()))
         if err.get("type") == "json_invalid":
-            field, msg = "body", f"request body is not valid JSON ({err.get('ctx', {}).get('error', 'decode error')})"
+            reason = err.get("ctx", {}).get("error", "decode error")
+            field, msg = "body", f"request body is not valid JSON ({reason})"
         else:
             field, msg = _field(loc), str(err.get("msg", "invalid value"))
         fields.append(field)
@@ -131,8 +131,6 @@ async def _on_http_error(request: Request, exc: Exception) -> Response:
         message = f"no such endpoint: {request.method} {request.url.path}"
     elif exc.status_code == 405:
         message = f"{request.method} is not allowed on {request.url.path}"
-    if exc.status_code == 204 or exc.status_code == 304:
-        return Response(status_code=exc.status_code, headers=exc.headers)
     return _error(exc.status_code, _STATUS_CODES.get(exc.status_code, f"HTTP_{exc.status_code}"), message,
                   headers=exc.headers)
 
@@ -242,7 +240,8 @@ class Guard:
             log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
             if started:
                 raise
-            response = _error(500, ArsenaleError.code, "internal server error; the details are in the server log")
+            response = _error(500, ArsenaleError.code,
+                              "internal server error; the details are in the server log")
             await response(scope, receive, send)
 
 
@@ -283,14 +282,14 @@ class Metrics:
 
 def create_app(client: Client | None = None, *, max_json_bytes: int | None = None,
                max_artifact_bytes: int | None = None) -> FastAPI:
-    """The whole server. `client` must be local; by default it is `Client()` from settings, built on first use."""
+    """The whole server. `client` must be local; by default `Client()` from settings, built on first use."""
     settings = get_settings()
     if client is None:
         _refuse_remote(settings.resolved_uri())
     else:
         _refuse_remote(client.uri)
-    json_limit = max_json_bytes or int(getattr(settings, "max_json_bytes", MAX_JSON_BYTES))
-    artifact_limit = max_artifact_bytes or int(getattr(settings, "max_artifact_bytes", MAX_ARTIFACT_BYTES))
+    json_limit = max_json_bytes or settings.max_json_bytes
+    artifact_limit = max_artifact_bytes or settings.max_artifact_bytes
 
     from arsenale import __version__
 

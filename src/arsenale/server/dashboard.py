@@ -19,7 +19,7 @@ import mimetypes
 import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 from urllib.parse import quote, urlencode
@@ -57,7 +57,7 @@ T = TypeVar("T")
 def fmt_time(ms: int | None) -> str:
     if ms is None:
         return "—"
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def fmt_duration(start: int | None, end: int | None) -> str:
@@ -121,9 +121,13 @@ _env.filters.update(time=fmt_time, value=fmt_value, size=fmt_size, urlpath=lambd
 _env.globals.update(duration=fmt_duration, query=query)
 
 
+def root_of(request: Request) -> str:
+    """The prefix the app is mounted under ('' at the top), for links that survive a reverse proxy."""
+    return str(request.scope.get("root_path", "")).rstrip("/")
+
+
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    root = request.scope.get("root_path", "").rstrip("/")
-    html = _env.get_template(template).render(request=request, root=root, **context)
+    html = _env.get_template(template).render(request=request, root=root_of(request), **context)
     return HTMLResponse(html, status_code=status_code)
 
 
@@ -235,12 +239,24 @@ def breadcrumbs(path: str) -> list[tuple[str, str]]:
 
 
 def download_prefix(request: Request, run_id: str) -> str:
-    """The JSON API's content route when the app has it, else the dashboard's own raw route."""
-    root = request.scope.get("root_path", "").rstrip("/")
-    has_api = any(getattr(r, "path", "").startswith(API_CONTENT_PREFIX) for r in request.app.routes)
-    if has_api:
+    """The JSON API's content route when the app serves it, else the dashboard's own raw route."""
+    root = root_of(request)
+    if has_api_content_route(request.app):
         return root + API_CONTENT_PREFIX.format(run_id=run_id)
     return f"{root}/runs/{run_id}/artifacts/raw"
+
+
+def has_api_content_route(app: FastAPI) -> bool:
+    """Looked up once per app in its OpenAPI paths (included routers are not listed flat in `app.routes`)."""
+    known = getattr(app.state, "dashboard_api_downloads", None)
+    if known is None:
+        try:
+            paths = app.openapi().get("paths", {})
+        except Exception:  # noqa: BLE001 - a schema that cannot be built must not take the run page down
+            paths = {}
+        known = any(p.startswith(API_CONTENT_PREFIX + "/") for p in paths)
+        app.state.dashboard_api_downloads = known
+    return bool(known)
 
 
 @dataclass(frozen=True)
@@ -259,7 +275,7 @@ def compare_rows(runs: Sequence[Run]) -> list[CompareRow]:
             out.append(CompareRow(group, key, cells, len(set(cells)) > 1))
         return out
 
-    info = {
+    info: dict[str, Callable[[Run], Any]] = {
         "status": lambda r: r.info.status.value,
         "started (UTC)": lambda r: fmt_time(r.info.start_time),
         "duration": lambda r: fmt_duration(r.info.start_time, r.info.end_time),

@@ -214,6 +214,8 @@ def _number(value: object) -> float:
 def _string(value: object) -> str:
     if not isinstance(value, str):
         raise InvalidFilter(f"expected a string, got {value!r}", field="filter")
+    if "\x00" in value:  # no stored key or value can hold NUL, and PostgreSQL refuses it outright
+        raise InvalidFilter("filter values must not contain NUL characters", field="filter")
     return value
 
 

@@ -336,6 +336,8 @@ def _ends_with_escape(pattern: str) -> bool:
 
 
 def _check_length(text: str, field: str) -> None:
+    if "\x00" in text:
+        raise InvalidFilter(f"{field} must not contain NUL characters", field=field)
     if len(text) > MAX_FILTER_LENGTH:
         raise InvalidFilter(f"{field} is {len(text)} characters long; the limit is {MAX_FILTER_LENGTH}",
                             field=field)

@@ -22,7 +22,8 @@ JSON = "application/json"
 
 def render(value: Any, status_code: int = 200) -> Response:
     """A JSON response for a pydantic model, a list of them, or plain data."""
-    return Response(pydantic_core.to_json(value, inf_nan_mode="strings"), status_code=status_code, media_type=JSON)
+    body = pydantic_core.to_json(value, inf_nan_mode="strings")
+    return Response(body, status_code=status_code, media_type=JSON)
 
 
 def no_content() -> Response:

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import FileResponse
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict
-from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from arsenale.errors import InvalidInput, NotFound
@@ -34,6 +34,7 @@ router = APIRouter(prefix=API_PREFIX, tags=["tracking"])
 SMALL_UPLOAD = 8 << 20
 """Uploads up to this size are read into memory; larger ones are streamed to a temporary file."""
 MAX_FILE_NAME_BYTES = 255
+DOWNLOAD_CHUNK = 1 << 20
 
 
 class _Body(BaseModel):
@@ -122,7 +123,8 @@ def create_run(body: CreateRun, tracking: Tracking) -> Response:
 @router.post("/runs/search", response_model=RunPage)
 def search_runs(body: SearchRuns, tracking: Tracking) -> Response:
     return render(tracking.search_runs(body.experiment_ids, filter=body.filter, order_by=body.order_by,
-                                       max_results=body.max_results, page_token=body.page_token, view=body.view))
+                                       max_results=body.max_results, page_token=body.page_token,
+                                       view=body.view))
 
 
 @router.get("/runs/{run_id}", response_model=Run)
@@ -132,7 +134,8 @@ def get_run(run_id: str, tracking: Tracking) -> Response:
 
 @router.patch("/runs/{run_id}", response_model=Run)
 def update_run(run_id: str, body: UpdateRun, tracking: Tracking) -> Response:
-    return render(tracking.update_run(run_id, status=body.status, end_time=body.end_time, run_name=body.run_name))
+    return render(tracking.update_run(run_id, status=body.status, end_time=body.end_time,
+                                      run_name=body.run_name))
 
 
 @router.post("/runs/{run_id}/delete", status_code=204)
@@ -154,8 +157,8 @@ _LOG_BATCH_SCHEMA = {
             "metrics": {"type": "object", "description": "columns of equal length",
                         "properties": {"key": {"oneOf": [{"type": "string"},
                                                          {"type": "array", "items": {"type": "string"}}]},
-                                       "value": {"type": "array",
-                                                 "items": {"oneOf": [{"type": "number"}, {"type": "string"}]}},
+                                       "value": {"type": "array", "items": {
+                                           "oneOf": [{"type": "number"}, {"type": "string"}]}},
                                        "step": {"type": "array", "items": {"type": "integer"}},
                                        "timestamp": {"type": "array", "items": {"type": "integer"}}},
                         "required": ["key", "value"]},
@@ -170,11 +173,12 @@ def metric_points(columns: Any) -> list[tuple[Any, ...]] | None:
     if columns is None:
         return None
     if not isinstance(columns, dict):
-        raise InvalidInput("metrics must be an object of columns: key, value, step, timestamp", field="metrics")
+        raise InvalidInput("metrics must be an object of columns: key, value, step, timestamp",
+                           field="metrics")
     unknown = set(columns) - {"key", "value", "step", "timestamp"}
     if unknown:
-        raise InvalidInput(f"metrics has unknown columns {sorted(unknown)}; expected key, value, step, timestamp",
-                           field="metrics")
+        raise InvalidInput(f"metrics has unknown columns {sorted(unknown)}; "
+                           f"expected key, value, step, timestamp", field="metrics")
     values = columns.get("value")
     if not isinstance(values, list):
         raise InvalidInput("metrics.value must be an array", field="metrics.value")
@@ -197,11 +201,11 @@ def metric_points(columns: Any) -> list[tuple[Any, ...]] | None:
         if not isinstance(col, list):
             raise InvalidInput(f"metrics.{name} must be an array of integers", field=f"metrics.{name}")
         cols.append(col)
-    for name, col in zip(("key", "value", "step", "timestamp"), cols):
+    for name, col in zip(("key", "value", "step", "timestamp"), cols, strict=False):
         if len(col) != n:
             raise InvalidInput(f"metrics.{name} has {len(col)} entries but metrics.value has {n}",
                                field=f"metrics.{name}")
-    return list(zip(*cols))
+    return list(zip(*cols, strict=True))
 
 
 def _log_batch(tracking: TrackingAPI, run_id: str, raw: bytes) -> None:
@@ -254,7 +258,8 @@ async def upload_artifact(run_id: str, path: str, request: Request, tracking: Tr
         return render(info, 201)
     folder, _, name = rel.rpartition("/")
     if len(name.encode()) > MAX_FILE_NAME_BYTES:
-        raise InvalidInput(f"file name {name[:40]!r}… is longer than {MAX_FILE_NAME_BYTES} bytes", field="path")
+        raise InvalidInput(f"file name {name[:40]!r}… is longer than {MAX_FILE_NAME_BYTES} bytes",
+                           field="path")
     with tempfile.TemporaryDirectory(prefix="arsenale-upload-") as tmp:
         local = Path(tmp) / name
         with open(local, "wb") as out:
@@ -264,10 +269,19 @@ async def upload_artifact(run_id: str, path: str, request: Request, tracking: Tr
     return render(infos[0], 201)
 
 
+def _stream_and_remove(folder: str, file: Path) -> Iterator[bytes]:
+    try:
+        with open(file, "rb") as f:
+            while chunk := f.read(DOWNLOAD_CHUNK):
+                yield chunk
+    finally:  # also when the client goes away mid-download
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @router.get("/runs/{run_id}/artifacts/content/{path:path}",
             responses={200: {"content": {"application/octet-stream": {}}}})
-def download_artifact(run_id: str, path: str, tracking: Tracking) -> FileResponse:
-    """One file's bytes, verified against its digest on the way out."""
+def download_artifact(run_id: str, path: str, tracking: Tracking) -> StreamingResponse:
+    """One file's bytes, verified against its digest before the first byte leaves."""
     entries = tracking.list_artifacts(run_id, path)
     rel = check_artifact_path(path)
     if not any(e.path == rel and not e.is_dir for e in entries):
@@ -277,8 +291,9 @@ def download_artifact(run_id: str, path: str, tracking: Tracking) -> FileRespons
     tmp = tempfile.mkdtemp(prefix="arsenale-download-")
     try:
         local = tracking.download_artifacts(run_id, rel, tmp)
+        size = local.stat().st_size
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return FileResponse(local, media_type="application/octet-stream",
-                        background=BackgroundTask(shutil.rmtree, tmp, ignore_errors=True))
+    return StreamingResponse(_stream_and_remove(tmp, local), media_type="application/octet-stream",
+                             headers={"Content-Length": str(size)})
