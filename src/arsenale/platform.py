@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from arsenale.audit.service import AuditAPI
 from arsenale.config import get_settings
+from arsenale.registry.service import RegistryAPI
 from arsenale.tracking.service import TrackingAPI
 
 
@@ -16,6 +17,7 @@ class Client:
     """Entry point to the platform: `ars.Client()` or `ars.Client("http://host:5000")`."""
 
     tracking: TrackingAPI
+    registry: RegistryAPI
     audit: AuditAPI
 
     def __init__(self, uri: str | None = None, *, artifacts: str | None = None, actor: str | None = None) -> None:
@@ -28,7 +30,10 @@ class Client:
             from arsenale.client.tracking import TrackingClient
 
             transport = HttpTransport(self.uri, timeout=settings.http_timeout, actor=actor)
+            from arsenale.client.registry import RegistryClient
+
             self.tracking = TrackingClient(transport)
+            self.registry = RegistryClient(transport)
             self.audit = AuditClient(transport)
         else:
             from arsenale.audit.service import AuditService
@@ -41,7 +46,14 @@ class Client:
                 self.uri = f"sqlite:///{self.uri}"
             engine = get_engine(self.uri)
             blobs = open_artifact_store(artifacts or settings.resolved_artifacts())
-            self.tracking = TrackingService(SqlTrackingStore(engine), blobs, actor)
+            from arsenale.registry.service import RegistryService
+            from arsenale.registry.webhooks import WebhookService
+            from arsenale.store.registry import SqlRegistryStore
+
+            tracking = TrackingService(SqlTrackingStore(engine), blobs, actor)
+            self.tracking = tracking
+            self.webhooks = WebhookService(engine)
+            self.registry = RegistryService(SqlRegistryStore(engine), blobs, tracking, actor, self.webhooks)
             self.audit = AuditService(engine, actor)
 
     def __repr__(self) -> str:

@@ -156,3 +156,110 @@ audit_log = Table(
     UniqueConstraint("hash"),
     Index("ix_audit_entity", "entity_type", "entity_id"),
 )
+
+# ---- model registry ------------------------------------------------------------------------
+
+registered_models = Table(
+    "registered_models",
+    metadata,
+    Column("name", String(MAX_NAME), primary_key=True),
+    Column("description", Text, nullable=True),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_update_time", BigInteger, nullable=False),
+    Column("next_version", Integer, nullable=False, server_default="1"),
+)
+
+registered_model_tags = Table(
+    "registered_model_tags",
+    metadata,
+    Column("name", String(MAX_NAME), ForeignKey("registered_models.name", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(MAX_KEY), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+# A version row appears only after every file of the model is in the blob store, in the
+# same transaction that allocates its number; `files` is the manifest (path → digest).
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("name", String(MAX_NAME), ForeignKey("registered_models.name", ondelete="CASCADE"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("run_id", String(32), nullable=True),
+    Column("source", String(MAX_PATH), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("stage", String(32), nullable=False, server_default="None"),
+    Column("description", Text, nullable=True),
+    Column("flavor", String(64), nullable=False),
+    Column("flavor_meta", Text, nullable=False),
+    Column("files", Text, nullable=False),
+    Column("contract", Text, nullable=False),
+    Column("created_by", String(MAX_NAME), nullable=False),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_update_time", BigInteger, nullable=False),
+    Index("ix_model_versions_run", "run_id"),
+    Index("ix_model_versions_stage", "name", "stage"),
+)
+
+model_version_tags = Table(
+    "model_version_tags",
+    metadata,
+    Column("name", String(MAX_NAME), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("key", String(MAX_KEY), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("name", String(MAX_NAME), ForeignKey("registered_models.name", ondelete="CASCADE"), primary_key=True),
+    Column("alias", String(MAX_KEY), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+# Who moved what, when and why: the registry's own history, which `--undo` and the
+# dashboard read (the audit chain holds the same decisions, tamper-evident).
+model_events = Table(
+    "model_events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("name", String(MAX_NAME), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("version", Integer, nullable=True),
+    Column("alias", String(MAX_KEY), nullable=True),
+    Column("from_version", Integer, nullable=True),
+    Column("from_stage", String(32), nullable=True),
+    Column("to_stage", String(32), nullable=True),
+    Column("actor", String(MAX_NAME), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("timestamp", BigInteger, nullable=False),
+    Index("ix_model_events_name", "name", "id"),
+)
+
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("webhook_id", String(32), primary_key=True),
+    Column("url", String(2000), nullable=False),
+    Column("events", Text, nullable=False),
+    Column("model_name", String(MAX_NAME), nullable=True),
+    Column("secret", String(256), nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("creation_time", BigInteger, nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("webhook_id", String(32), ForeignKey("webhooks.webhook_id", ondelete="CASCADE"), nullable=False),
+    Column("event", String(64), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("response_code", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("timestamp", BigInteger, nullable=False),
+    Index("ix_webhook_deliveries_hook", "webhook_id", "id"),
+)
