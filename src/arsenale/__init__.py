@@ -16,6 +16,8 @@ from arsenale.errors import (
     NotFound,
 )
 from arsenale.platform import Client
+from arsenale.registry.fluent import load_model, log_model, register_model, set_alias
+from arsenale.registry.models import ModelVersion, RegisteredModel, Stage
 from arsenale.tracking.fluent import (
     ActiveRun,
     active_run,
@@ -52,10 +54,13 @@ __all__ = [
     "InvalidInput",
     "Metric",
     "MetricHistory",
+    "ModelVersion",
     "NotFound",
+    "RegisteredModel",
     "Run",
     "RunInfo",
     "RunStatus",
+    "Stage",
     "active_run",
     "end_run",
     "get_client",
@@ -64,11 +69,15 @@ __all__ = [
     "log_dict",
     "log_figure",
     "log_metric",
+    "load_model",
     "log_metrics",
     "log_param",
+    "log_model",
     "log_params",
     "log_text",
+    "register_model",
     "search_runs",
+    "set_alias",
     "set_tag",
     "set_tags",
     "start_run",

@@ -1,9 +1,12 @@
-"""`make demo`: one real experiment, tracked end to end on the embedded store.
+"""`make demo`: one model's life on the embedded store, so far: tracked, registered, promoted.
 
 Three scikit-learn model families on the breast-cancer data that ships with
 scikit-learn, a small hyperparameter sweep, 5-fold cross-validation logged per
 fold, boosting loss logged per stage, the fitted model (skops) and a ROC plot
-stored as artifacts. It ends by printing the best run and where to look.
+stored as artifacts. The two best runs are registered with their contract
+(schema, reference profile, metrics) and lineage; the better one becomes
+`@champion`, the other `@challenger`; the champion is loaded back by URI and
+scored. It ends by printing what happened and where to look.
 """
 
 from __future__ import annotations
@@ -11,12 +14,11 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 EXPERIMENT = "breast-cancer"
+MODEL = "breast-cancer-classifier"
 
 
 def _sweep() -> list[tuple[str, dict[str, Any]]]:
@@ -58,7 +60,6 @@ def _roc_png(y_true: Any, scores: Any, title: str) -> bytes:
 
 def run_demo(port: int = 5000) -> dict[str, Any]:
     import numpy as np
-    import skops.io as sio
     from sklearn.datasets import load_breast_cancer
     from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
     from sklearn.model_selection import StratifiedKFold, train_test_split
@@ -94,17 +95,29 @@ def run_demo(port: int = 5000) -> dict[str, Any]:
                            "test_accuracy": accuracy_score(y_test, scores > 0.5),
                            "test_f1": f1_score(y_test, scores > 0.5)}
                 ars.log_metrics(metrics)
-                with tempfile.TemporaryDirectory() as tmp:
-                    path = Path(tmp) / "model.skops"
-                    sio.dump(model, path)
-                    ars.log_artifact(path, artifact_path="model")
+                ars.log_model(model, "model", signature_from=X_train, reference=X_train, labels=y_train,
+                              slices=["mean radius"])
                 run.log_bytes(_roc_png(y_test, scores, label), "plots/roc.png")
                 results.append((metrics["cv_roc_auc_mean"], metrics["test_roc_auc"], label, run.run_id))
                 print(f"  run {run.run_id[:8]}  {label:<48} cv auc {metrics['cv_roc_auc_mean']:.4f}  "
                       f"test auc {metrics['test_roc_auc']:.4f}")
-    best = ars.search_runs(EXPERIMENT, filter=f"attributes.parent_run_id = '{parent.run_id}'",
-                           order_by=["metrics.cv_roc_auc_mean DESC"], max_results=1)[0]
+    ranked = ars.search_runs(EXPERIMENT, filter=f"attributes.parent_run_id = '{parent.run_id}'",
+                             order_by=["metrics.cv_roc_auc_mean DESC"], max_results=2)
+    best, runner_up = ranked[0], ranked[1]
     client = ars.get_client()
+    # Registry: both finalists become versions (files re-used from the run, not copied), with lineage.
+    challenger = ars.register_model(MODEL, f"runs:/{runner_up.run_id}/model",
+                                    description=f"runner-up: {runner_up.info.run_name}")
+    champion = ars.register_model(MODEL, f"runs:/{best.run_id}/model",
+                                  description=f"best cross-validated ROC AUC: {best.info.run_name}")
+    ars.set_alias(MODEL, "challenger", challenger.version, reason="second-best cross-validated ROC AUC")
+    ars.set_alias(MODEL, "champion", champion.version,
+                  reason=f"best cross-validated ROC AUC ({best.data.metrics['cv_roc_auc_mean']:.4f})")
+    client.registry.transition_stage(MODEL, champion.version, "Production", archive_existing=True,
+                                     reason="champion of the sweep")
+    loaded = ars.load_model(f"models:/{MODEL}@champion")
+    served_auc = roc_auc_score(y_test, loaded.predict_proba(X_test)[:, 1])
+    lineage = client.registry.lineage(MODEL, champion.version)
     audit = client.audit.verify()
     elapsed = time.perf_counter() - started
     print()
@@ -113,6 +126,13 @@ def run_demo(port: int = 5000) -> dict[str, Any]:
     print(f"Best run: {best.info.run_name} ({best.run_id})  "
           f"cv roc auc {best.data.metrics['cv_roc_auc_mean']:.4f}, test roc auc "
           f"{best.data.metrics['test_roc_auc']:.4f}")
+    print(f"Registered model {MODEL!r}: v{champion.version} @champion (Production), "
+          f"v{challenger.version} @challenger")
+    print(f"  loaded models:/{MODEL}@champion back (every file hash-verified): test roc auc "
+          f"{served_auc:.4f}")
+    print(f"  lineage: v{champion.version} <- run {lineage.run['run_id'] if lineage.run else '?'} <- data "
+          f"{lineage.data[0]['fingerprint'][:12] if lineage.data else '?'} <- code "
+          f"{lineage.code.get('git_commit', 'no git')[:12]}")
     print(f"Store: {client.uri}")
     print(f"Audit trail: {audit.checked} entries, chain {'intact' if audit.ok else 'BROKEN: ' + str(audit.problem)}")
     print()
@@ -121,8 +141,12 @@ def run_demo(port: int = 5000) -> dict[str, Any]:
     print(f"  best run in the dashboard:  http://127.0.0.1:{port}/runs/{best.run_id}")
     print(f"  .venv/bin/arsenale runs list {EXPERIMENT} --order-by 'metrics.cv_roc_auc_mean DESC'")
     print(f"  .venv/bin/arsenale runs show {best.run_id}")
+    print(f"  model in the dashboard:     http://127.0.0.1:{port}/models/{MODEL}")
+    print(f"  .venv/bin/arsenale models lineage {MODEL} {champion.version}")
+    print(f"  .venv/bin/arsenale models history {MODEL}")
     print("  .venv/bin/arsenale audit verify")
-    return {"parent_run_id": parent.run_id, "best_run_id": best.run_id, "runs": len(results)}
+    return {"parent_run_id": parent.run_id, "best_run_id": best.run_id, "runs": len(results),
+            "champion": champion.version, "challenger": challenger.version, "served_auc": served_auc}
 
 
 def main() -> None:

@@ -21,6 +21,12 @@ def test_demo_tracks_a_real_sweep(capsys: pytest.CaptureFixture[str]) -> None:
     assert len(children) == out["runs"] == 10
     paths = {a.path for a in client.tracking.list_artifacts(best.run_id)}
     assert paths == {"model", "plots"}
+    champion = client.registry.resolve("models:/breast-cancer-classifier@champion")
+    assert champion.run_id == best.run_id and champion.stage.value == "Production"
+    assert client.registry.resolve("models:/breast-cancer-classifier@challenger").version == out["challenger"]
+    assert out["served_auc"] > 0.95
+    assert champion.contract["inputs"]["columns"] and champion.contract["profile"]["rows"] > 0
+    assert client.registry.lineage("breast-cancer-classifier", champion.version).run["run_id"] == best.run_id
     assert client.tracking.read_artifact(best.run_id, "plots/roc.png").startswith(b"\x89PNG")
     assert len(client.tracking.get_metric_history(best.run_id, "cv_roc_auc").steps) == 5
     assert client.audit.verify().ok

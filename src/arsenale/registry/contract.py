@@ -54,6 +54,11 @@ TENSOR_COLUMN = "input"
 class _Model(BaseModel):
     model_config = ConfigDict(ser_json_inf_nan="strings", extra="ignore")
 
+    def model_dump_json(self, **kwargs: Any) -> str:
+        # Every field that can be None defaults to None: leaving them out keeps contracts small.
+        kwargs.setdefault("exclude_none", True)
+        return super().model_dump_json(**kwargs)
+
 
 class ColumnSchema(_Model):
     name: str

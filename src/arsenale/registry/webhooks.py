@@ -170,6 +170,17 @@ def _webhook(row: Any) -> Webhook:
                    active=bool(row.active), creation_time=row.creation_time)
 
 
+def _snippet(response: httpx.Response, limit: int = 200) -> str:
+    """The start of an error response's body, for the delivery record (never the whole of it)."""
+    chunk = b""
+    for part in response.iter_bytes():
+        chunk += part
+        if len(chunk) >= limit:
+            break
+    text = chunk[:limit].decode("utf-8", "replace").strip()
+    return f": {text}" if text else ""
+
+
 # ---- the delivery worker's units of work ------------------------------------------------------
 
 @dataclass
@@ -205,6 +216,7 @@ class WebhookService:
         self.max_attempts = max_attempts
         self.backoff = backoff
         self.timeout = timeout
+        self._forked_engine = False
         self._init_worker_state()
         _LIVE.add(self)
 
@@ -277,7 +289,8 @@ class WebhookService:
                 self._unfinished += 1
                 self._queue.put(_Event(event, model_name, body))
                 if self._thread is None:
-                    self._thread = threading.Thread(target=self._run, name="arsenale-webhooks", daemon=True)
+                    self._thread = threading.Thread(target=self._run, args=(self._queue,),
+                                                    name="arsenale-webhooks", daemon=True)
                     try:
                         self._thread.start()
                     except BaseException:
@@ -301,9 +314,11 @@ class WebhookService:
         """Flush, then stop the worker thread (a later `emit` starts a new one)."""
         drained = self.flush(timeout)
         with self._lock:
-            thread = self._thread
+            thread, self._thread = self._thread, None
             if thread is not None:
+                # The old worker ends at _STOP; a later emit starts a new one on a fresh queue.
                 self._queue.put(_STOP)
+                self._queue = queue.SimpleQueue()
         if thread is not None and thread is not threading.current_thread():
             thread.join(max(0.1, timeout))
         return drained
@@ -317,27 +332,30 @@ class WebhookService:
                 self._unfinished = 0
                 self._idle.notify_all()
 
-    def _run(self) -> None:
-        if getattr(self, "_forked_engine", False):
+    def _run(self, jobs: queue.SimpleQueue[Any]) -> None:
+        if self._forked_engine:
             # A child must not use connections it inherited from its parent (SQLAlchemy's fork recipe).
-            self.engine.dispose(close=False)
             self._forked_engine = False
+            self.engine.dispose(close=False)
         me = threading.current_thread()
-        due: list[tuple[float, int, _Attempt]] = []  # retry schedule: (monotonic due time, tie-break, attempt)
+        due: builtins.list[tuple[float, int, _Attempt]] = []  # (monotonic due time, tie-break, attempt)
         order = itertools.count()
         with httpx.Client(timeout=self.timeout, follow_redirects=False,
                           headers={"User-Agent": "arsenale-webhooks"}) as client:
             while True:
                 wait = _IDLE_EXIT_SECONDS if not due else max(0.0, due[0][0] - time.monotonic())
                 try:
-                    job = self._queue.get(timeout=wait)
+                    job = jobs.get(timeout=wait)
                 except queue.Empty:
                     job = None
                 if job is _STOP:
-                    break
+                    if due:
+                        log.warning("webhooks: stopped with %d deliveries still to retry", len(due))
+                        self._finished(len(due))
+                    return
                 if job is None and not due:
-                    with self._lock:  # idle: end unless an event slipped in (emit holds this lock to enqueue)
-                        if self._queue.empty():
+                    with self._lock:  # idle: end, unless an event slipped in (emit enqueues under this lock)
+                        if jobs.empty():
                             if self._thread is me:
                                 self._thread = None
                             return
@@ -352,9 +370,6 @@ class WebhookService:
                         self._finished(1)
                     else:
                         heapq.heappush(due, (time.monotonic() + retry_in, next(order), attempt))
-        with self._lock:
-            if self._thread is me:
-                self._thread = None
 
     def _prepare(self, job: _Event) -> builtins.list[_Attempt]:
         """Match the event against active webhooks and record a pending delivery for each."""
@@ -385,19 +400,19 @@ class WebhookService:
         code: int | None = None
         error: str | None = None
         try:
-            response = client.post(a.url, content=a.body, headers={
+            with client.stream("POST", a.url, content=a.body, headers={
                 "Content-Type": "application/json",
                 "X-Arsenale-Event": a.event,
                 "X-Arsenale-Delivery": str(a.delivery_id),
                 "X-Arsenale-Signature": sign(a.secret, a.body),
-            })
-            code = response.status_code
-            if 200 <= code < 300:
-                status, retry = "delivered", False
-            else:
-                retry = code >= 500 or code == 429
-                status = "failed"
-                error = f"HTTP {code}: {response.text[:200]}" if response.text else f"HTTP {code}"
+            }) as response:
+                code = response.status_code
+                if 200 <= code < 300:
+                    status, retry = "delivered", False
+                else:
+                    retry = code >= 500 or code == 429
+                    status = "failed"
+                    error = f"HTTP {code}" + _snippet(response)
         except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
             status, retry = "failed", True
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
