@@ -31,7 +31,7 @@ class AddConstant(TransformerMixin, BaseEstimator):
     def __init__(self, value: float = 1.0) -> None:
         self.value = value
 
-    def fit(self, X: Any, y: Any = None) -> "AddConstant":
+    def fit(self, X: Any, y: Any = None) -> AddConstant:
         self.n_features_in_ = np.asarray(X).shape[1]
         return self
 
@@ -143,6 +143,17 @@ def test_functions_are_not_trusted_even_from_numpy(tmp_path: Path, iris: Any) ->
     with pytest.raises(Forbidden, match="numpy.clip"):
         load(tmp_path, meta)
     np.testing.assert_array_equal(load(tmp_path, meta, trusted=True).predict(X), model.predict(X))
+
+
+def test_allowlist_trusts_classes_of_the_scientific_stack_only() -> None:
+    from arsenale.registry.flavors.sklearn import split_types
+
+    names = ["sklearn.tree._tree.Tree", "collections.OrderedDict", "scipy.sparse._csr.csr_matrix",
+             "numpy.clip", "numpy.testing._private.utils.runstring", "numpy.memmap", "builtins.eval",
+             "scipy.io._fortran.FortranFile", "os.system", "sklearn.nope.Missing", f"{__name__}.AddConstant"]
+    allowed, refused = split_types(names)
+    assert allowed == ["sklearn.tree._tree.Tree", "collections.OrderedDict", "scipy.sparse._csr.csr_matrix"]
+    assert refused == names[3:]
 
 
 def test_ufuncs_stay_trusted(tmp_path: Path, iris: Any) -> None:

@@ -73,7 +73,8 @@ def receiver() -> Iterator[Receiver]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02},
+                              daemon=True)
     thread.start()
     rec.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
     try:
@@ -260,6 +261,21 @@ def test_endpoint_down_emit_is_fast_and_failure_is_recorded(service: WebhookServ
     for d in deliveries:
         assert d.status == "failed" and d.attempts == service.max_attempts and d.response_code is None
         assert d.last_error and "Connect" in d.last_error
+
+
+def test_emit_inside_an_open_write_transaction_does_not_block(service: WebhookService,
+                                                               receiver: Receiver) -> None:
+    """On SQLite a second writer waits for the first: emit must not write in the caller's thread."""
+    from arsenale.store.db import write
+
+    hook = service.create(receiver.url, ["*"])
+    with write(service.engine) as conn:
+        conn.execute(webhooks.update().where(webhooks.c.webhook_id == hook.webhook_id).values(active=True))
+        started = time.perf_counter()
+        service.emit("model.registered", {"version": 1}, "churn")
+        assert time.perf_counter() - started < 0.05
+    assert service.flush(10)
+    assert [d.status for d in service.deliveries(hook.webhook_id)] == ["delivered"]
 
 
 def test_emit_never_raises(service: WebhookService, receiver: Receiver) -> None:

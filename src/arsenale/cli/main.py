@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from arsenale.cli import artifacts, audit, db, experiments, render, runs, server, use_uri
+from arsenale.cli import artifacts, audit, db, experiments, models, render, runs, server, use_uri
 from arsenale.errors import ArsenaleError
 
 
@@ -42,6 +42,7 @@ app = typer.Typer(
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
 app.add_typer(artifacts.app, name="artifacts")
+app.add_typer(models.app, name="models")
 app.add_typer(audit.app, name="audit")
 app.add_typer(db.app, name="db")
 app.command("server")(server.server)

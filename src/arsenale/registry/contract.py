@@ -64,13 +64,13 @@ class ColumnSchema(_Model):
     name: str
     dtype: Dtype
     nullable: bool = False
-    min: float | str | None = Field(None, description="training minimum; an ISO timestamp for datetimes")
-    max: float | str | None = Field(None, description="training maximum; an ISO timestamp for datetimes")
+    min: float | str | None = Field(default=None, description="training minimum; an ISO timestamp for datetimes")
+    max: float | str | None = Field(default=None, description="training maximum; an ISO timestamp for datetimes")
     categories: list[str] | None = None
-    shape: list[int | None] | None = Field(None, description="per-row shape of a tensor input")
+    shape: list[int | None] | None = Field(default=None, description="per-row shape of a tensor input")
 
     @model_validator(mode="after")
-    def _numeric_bounds(self) -> "ColumnSchema":
+    def _numeric_bounds(self) -> ColumnSchema:
         # "NaN"/"Infinity" come back from JSON as strings; only datetimes keep string bounds.
         if self.dtype != "datetime":
             for attr in ("min", "max"):
@@ -121,7 +121,7 @@ class Profile(_Model):
 
 class Contract(_Model):
     schema_version: int = 1
-    inputs: Schema | None = Field(None, description="None when the model was registered without data")
+    inputs: Schema | None = Field(default=None, description="None when the model was registered without data")
     outputs: Schema | None = None
     profile: Profile | None = None
     metrics: dict[str, float] = Field(default_factory=dict)
@@ -132,7 +132,7 @@ class Contract(_Model):
         return self.model_dump_json()
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "Contract":
+    def from_json(cls, text: str | bytes) -> Contract:
         return cls.model_validate_json(text)
 
 
@@ -224,7 +224,7 @@ def _epoch_seconds(s: pd.Series) -> np.ndarray:
 
 
 def _iso(seconds: float, tz: Any) -> str:
-    ts = pd.Timestamp(int(round(seconds * 1e6)), unit="us")
+    ts = pd.Timestamp(round(seconds * 1e6), unit="us")
     if tz is not None:
         ts = ts.tz_localize("UTC").tz_convert(tz)
     return ts.isoformat()
@@ -388,7 +388,7 @@ def _numeric_stats(block: np.ndarray, names: list[str]) -> dict[str, FeatureProf
     std = _quiet_nan_reductions(np.nanstd, vals, axis=0)
     lo = _quiet_nan_reductions(np.nanmin, vals, axis=0)
     hi = _quiet_nan_reductions(np.nanmax, vals, axis=0)
-    qs = _quiet_nan_reductions(np.nanquantile, vals, list(QUANTILES.values()), axis=0) if n else None
+    qs = _quiet_nan_reductions(np.nanquantile, vals, list(QUANTILES.values()), axis=0) if n else vals[:0]
     out = {}
     for j, name in enumerate(names):
         fp = FeatureProfile(name=name, kind="numeric", count=int(n - nulls[j]), nulls=int(nulls[j]),
@@ -440,6 +440,8 @@ def fingerprint(X: Any, y: Any = None) -> str:
 
 
 def _hash_data(h: Any, X: Any, field: str) -> None:
+    if not isinstance(X, (pd.DataFrame, pd.Series)):
+        X = _array(X, field)
     if isinstance(X, np.ndarray) and X.ndim >= 2 and X.dtype.kind in "fiub":
         arr = X.astype(X.dtype.newbyteorder("<"), copy=False)
         if arr.dtype.kind == "f" and np.isnan(arr).any():
@@ -629,8 +631,8 @@ def _check_datetimes(col: ColumnSchema, s: pd.Series) -> list[str]:
     seconds = _epoch_seconds(s)
     bad = np.isnan(seconds) & ~s.isna().to_numpy()
     if bad.any():
-        return [f"column {col.name!r}: expected datetime, got values that are not ISO timestamps "
-                f"(e.g. {_examples(s[bad].to_numpy())})"]
+        return [(f"column {col.name!r}: expected datetime, got values that are not ISO timestamps "
+                 f"(e.g. {_examples(s[bad].to_numpy())})")]
     problems = []
     for bound, word, cmp in ((col.min, "before the training minimum", np.less),
                              (col.max, "after the training maximum", np.greater)):
@@ -650,8 +652,8 @@ def _check_categories(col: ColumnSchema, s: pd.Series) -> list[str]:
     unknown = values[~values.isin(col.categories or [])]
     if unknown.empty:
         return []
-    return [f"column {col.name!r}: {len(unknown)} value(s) not seen in training "
-            f"(e.g. {_examples(pd.unique(unknown.to_numpy()))})"]
+    return [(f"column {col.name!r}: {len(unknown)} value(s) not seen in training "
+             f"(e.g. {_examples(unknown.to_numpy())})")]
 
 
 def _validate_tensor(schema: Schema, X: Any) -> list[str]:
@@ -679,5 +681,5 @@ def _validate_tensor(schema: Schema, X: Any) -> list[str]:
 
 
 def _examples(values: Any) -> str:
-    items = list(values[:MAX_EXAMPLES])
+    items = list(pd.unique(np.asarray(values).reshape(-1))[:MAX_EXAMPLES])
     return ", ".join(repr(v.item() if isinstance(v, np.generic) else v) for v in items)

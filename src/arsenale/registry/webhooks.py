@@ -4,8 +4,10 @@ A webhook subscribes to some of `EVENTS` (or `"*"` for all), optionally on one
 model only. `WebhookService.emit` never blocks and never raises: it puts the
 event on a queue and returns. One background thread per service matches the
 event against the active webhooks, records a "pending" delivery for each, POSTs
-it, retries connection errors, timeouts, 5xx and 429 with exponential backoff,
-and records the outcome ("delivered" or "failed") in the delivery row.
+it, retries connection errors, timeouts, 5xx and 429 with exponential backoff
+(`backoff * 2**n` before retry n, up to `max_attempts` tries), and records each
+outcome in the delivery row: 2xx is "delivered"; any other answer (4xx, 3xx:
+redirects are not followed) or running out of attempts is "failed".
 
 What a receiver gets::
 
@@ -129,7 +131,7 @@ def _check_url(url: Any) -> str:
     try:
         parts = urlsplit(url)
         host = parts.hostname
-        parts.port  # raises ValueError on a port out of range or not a number
+        _ = parts.port  # raises ValueError on a port out of range or not a number
         httpx.URL(url)
     except (ValueError, httpx.InvalidURL) as exc:
         raise InvalidInput(f"url {url[:100]!r} is not a valid URL: {exc}", field="url") from None

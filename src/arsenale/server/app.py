@@ -36,6 +36,7 @@ from arsenale.config import get_settings
 from arsenale.errors import ArsenaleError, InvalidInput
 from arsenale.platform import Client
 from arsenale.server.routers import audit as audit_routes
+from arsenale.server.routers import registry as registry_routes
 from arsenale.server.routers import tracking as tracking_routes
 from arsenale.tracking.service import TrackingAPI
 
@@ -307,6 +308,7 @@ def create_app(client: Client | None = None, *, max_json_bytes: int | None = Non
     app.add_middleware(Metrics, registry=registry)
 
     app.include_router(tracking_routes.router)
+    app.include_router(registry_routes.router)
     app.include_router(audit_routes.router)
 
     @app.get("/health", tags=["operations"])

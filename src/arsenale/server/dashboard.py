@@ -428,3 +428,5 @@ def install(app: FastAPI) -> None:
     """Mount the dashboard's static files and pages on `app` (which must have `app.state.client`)."""
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(router)
+    from arsenale.server import dashboard_registry  # the model registry's pages; imported here, it imports us
+    dashboard_registry.install(app)

@@ -26,7 +26,7 @@ class Flavor(Protocol):
 
     def save(self, model: object, folder: Path) -> dict[str, Any]: ...
 
-    def load(self, folder: Path, meta: dict[str, Any], *, trusted: bool) -> "LoadedModel": ...
+    def load(self, folder: Path, meta: dict[str, Any], *, trusted: bool) -> LoadedModel: ...
 
 
 class LoadedModel:
@@ -37,7 +37,7 @@ class LoadedModel:
     object (an estimator, an onnxruntime session, the user's pyfunc instance).
     """
 
-    __slots__ = ("raw", "flavor", "meta", "_predict", "_predict_proba")
+    __slots__ = ("_predict", "_predict_proba", "flavor", "meta", "raw")
 
     def __init__(self, raw: Any, flavor: str, *, predict: Callable[[Any], Any],
                  predict_proba: Callable[[Any], Any] | None = None,

@@ -71,6 +71,7 @@ class OnnxFlavor:
     def save(self, model: object, folder: Path) -> dict[str, Any]:
         onnx = _require("onnx")
         folder = check_folder(folder)
+        proto: Any
         if isinstance(model, (bytes, bytearray, memoryview)):
             proto = _parse_bytes(bytes(model))
             if proto is None:
@@ -100,7 +101,8 @@ class OnnxFlavor:
         ort = _require("onnxruntime")
         path = safe_member(check_folder(folder), meta.get("file", FILE))
         try:
-            session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            # From bytes, not the path: a graph cannot then pull "external data" from other files.
+            session = ort.InferenceSession(path.read_bytes(), providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph classes
             raise InvalidInput(f"onnxruntime cannot load {path.name}: {e}", field="model") from e
         first = session.get_inputs()[0]

@@ -34,7 +34,7 @@ class PickleFlavor:
 
         try:
             with open(path, "rb") as f:
-                obj = pickle.load(f)  # noqa: S301 - only with trusted=True, see above
+                obj = pickle.load(f)  # only with trusted=True, see above
         except Exception as e:
             raise InvalidInput(f"cannot unpickle {path.name}: {type(e).__name__}: {e}", field="model") from e
         predict = getattr(obj, "predict", None)

@@ -100,7 +100,7 @@ class PyfuncFlavor:
             raise Forbidden(f"this model runs stored Python code ({meta.get('code')}, digest {digest[:16]}…); "
                             "pass trusted=True after reviewing it")
         module = _import_private(code_path, digest)
-        cls = getattr(module, class_name, None)
+        cls: Any = getattr(module, class_name, None)
         if not isinstance(cls, type):
             raise InvalidInput(f"the stored code defines no class {class_name}", field="meta.class")
         try:
@@ -109,7 +109,8 @@ class PyfuncFlavor:
             raise InvalidInput(f"cannot load the model's data {data_path.name}: {e}", field="model") from e
         if not isinstance(state, dict):
             raise InvalidInput("the model's data is not a dict of attributes", field="model")
-        obj = cls.__new__(cls)
+        new: Any = cls.__new__  # the class's own __new__; __init__ is not run
+        obj = new(cls)
         obj.__dict__.update(state)
         proba = getattr(obj, "predict_proba", None)
         return LoadedModel(obj, self.name, predict=obj.predict,

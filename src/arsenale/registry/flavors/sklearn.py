@@ -22,14 +22,17 @@ from arsenale.errors import Forbidden, InvalidInput
 from arsenale.registry.flavors.base import LoadedModel, check_folder, safe_member
 
 ALLOWED_ROOTS = frozenset({"sklearn", "numpy", "scipy", "collections"})
-_DENIED_SEGMENTS = frozenset({"testing", "_testing", "tests", "conftest", "f2py", "distutils"})
+# Even classes are refused from test helpers, compilers and file I/O modules (memmap, DataSource, scipy.io).
+_DENIED_SEGMENTS = frozenset({"testing", "_testing", "tests", "_testutils", "conftest", "f2py", "distutils",
+                              "io", "_io", "npyio", "_npyio_impl", "_datasource", "memmap", "externals"})
+_DENIED_NAMES = frozenset({"numpy.memmap", "numpy.lib.npyio.DataSource", "numpy.lib.npyio.NpzFile"})
 FILE = "model.skops"
 
 
 def _resolve(name: str) -> object | None:
     """The object a skops type name points at, importing only inside the allowlisted packages."""
     parts = name.split(".")
-    if parts[0] not in ALLOWED_ROOTS or _DENIED_SEGMENTS.intersection(parts):
+    if parts[0] not in ALLOWED_ROOTS or _DENIED_SEGMENTS.intersection(parts) or name in _DENIED_NAMES:
         return None
     for i in range(len(parts) - 1, 0, -1):
         try:
@@ -51,7 +54,16 @@ def is_allowed(name: str) -> bool:
     if not isinstance(obj, type):
         return False
     module = getattr(obj, "__module__", "") or ""
-    return module.split(".")[0] in ALLOWED_ROOTS and not _DENIED_SEGMENTS.intersection(module.split("."))
+    real = f"{module}.{obj.__qualname__}"
+    return (module.split(".")[0] in ALLOWED_ROOTS and not _DENIED_SEGMENTS.intersection(module.split("."))
+            and real not in _DENIED_NAMES and not (isinstance(obj, type) and _is_file_backed(obj)))
+
+
+def _is_file_backed(cls: type) -> bool:
+    """numpy.memmap and its subclasses open files when built."""
+    import numpy as np
+
+    return issubclass(cls, np.memmap)
 
 
 def split_types(names: list[str]) -> tuple[list[str], list[str]]:
