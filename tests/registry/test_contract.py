@@ -21,8 +21,8 @@ from arsenale.registry.contract import (
     infer_output_schema,
     infer_schema,
     profile,
-    validate_input,
 )
+from arsenale.registry.validation import validate_input
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def mixed_frame(n: int = 60) -> pd.DataFrame:
 def test_public_names() -> None:
     assert sorted(contract_module.__all__) == sorted([
         "ColumnSchema", "Contract", "FeatureProfile", "Histogram", "Profile", "Schema", "build_contract",
-        "fingerprint", "infer_output_schema", "infer_schema", "profile", "validate_input"])
+        "fingerprint", "infer_output_schema", "infer_schema", "profile"])
 
 
 # ---------------------------------------------------------------- schema

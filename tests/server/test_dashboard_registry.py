@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -48,7 +49,8 @@ def breast_cancer() -> tuple[pd.DataFrame, pd.Series]:
 
     X, y = load_breast_cancer(return_X_y=True, as_frame=True)
     X = X[["mean radius", "mean texture", "mean smoothness", "worst concavity"]].copy()
-    X["size band"] = pd.cut(X["mean radius"], [0, 12, 16, 100], labels=["small", "medium", "large"]).astype(str)
+    bands = pd.cut(X["mean radius"], [0, 12, 16, 100], labels=["small", "medium", "large"])
+    X["size band"] = bands.astype(str)
     return X, y
 
 
@@ -101,7 +103,8 @@ def seed_evil(client: Client, tmp: Path) -> None:
     api = client.registry
     api.create_model(EVIL, description=EVIL_TEXT, tags={"owner": "<b>me</b>"})
     digest, size = api.upload_file(weights)
-    api.create_version(EVIL, files=[{"path": "<i>w</i>.bin", "digest": digest, "size": size}], flavor="pyfunc", flavor_meta={},
+    api.create_version(EVIL, files=[{"path": "<i>w</i>.bin", "digest": digest, "size": size}],
+                       flavor="pyfunc", flavor_meta={},
                        contract={"metrics": {EVIL_TEXT: 1.0}, "slices": [EVIL_TEXT],
                                  "inputs": {"kind": "dataframe", "shape": [None, 1], "columns": [
                                      {"name": EVIL_TEXT, "dtype": "category", "categories": ["<b>x</b>"]}]}},
@@ -162,7 +165,7 @@ def test_model_page_shows_versions_with_stage_aliases_run_and_metrics(site: Site
     r = site.http.get(f"/models/{MODEL}")
     assert r.status_code == 200
     table = r.text.split('id="versions-table"')[1].split("</table>")[0]
-    rows = re.findall(r"<tr>(.*?)</tr>", table, re.S)[1:]
+    rows = re.findall(r"<tr>(.*?)</tr>", table, re.DOTALL)[1:]
     assert [re.search(r">v(\d+)</a>", row).group(1) for row in rows] == ["2", "1"]  # type: ignore[union-attr]
     v2, v1 = rows
     assert "stage-production" in v2 and "stage-archived" in v1
@@ -180,7 +183,7 @@ def test_model_page_shows_versions_with_stage_aliases_run_and_metrics(site: Site
 def test_history_shows_who_moved_which_alias_from_where_to_where_and_why(site: Site) -> None:
     html = site.http.get(f"/models/{MODEL}").text
     history = html.split('id="history"')[1]
-    rows = [text_of(row) for row in re.findall(r'<tr data-kind="[^"]+">(.*?)</tr>', history, re.S)]
+    rows = [text_of(row) for row in re.findall(r'<tr data-kind="[^"]+">(.*?)</tr>', history, re.DOTALL)]
     # newest first; every move with its actor and reason
     assert any("bob" in row and "@champion v1 → v2" in row and "v2 wins the shadow week on AUC" in row
                for row in rows), rows
@@ -210,7 +213,7 @@ def test_version_page_shows_the_contract_schema_metrics_slices_and_profile(site:
     inputs = html.split('id="inputs"')[1].split("</section>")[0]
     head = re.findall(r"<th>([^<]+)</th>", inputs.split("</thead>")[0])
     assert head == ["Name", "Dtype", "Nullable", "Range", "Categories"]
-    rows = [text_of(row) for row in re.findall(r"<tr>(.*?)</tr>", inputs.split("<tbody>")[1], re.S)]
+    rows = [text_of(row) for row in re.findall(r"<tr>(.*?)</tr>", inputs.split("<tbody>")[1], re.DOTALL)]
     assert [row.split(" float")[0].split(" string")[0] for row in rows] == list(breast_cancer()[0].columns)
     assert re.fullmatch(r"mean radius float no [\d.]+ – [\d.]+", rows[0]), rows[0]
     assert rows[-1] == "size band string no large medium small"
@@ -271,11 +274,12 @@ def test_a_version_without_a_run_or_contract_still_renders(site: Site, tmp_path:
     path = tmp_path / "m.bin"
     path.write_bytes(b"m")
     digest, size = api.upload_file(path)
-    api.create_version("bare", files=[{"path": "m.bin", "digest": digest, "size": size}], flavor="pyfunc", flavor_meta={})
+    files = [{"path": "m.bin", "digest": digest, "size": size}]
+    api.create_version("bare", files=files, flavor="pyfunc", flavor_meta={})
     html = site.http.get("/models/bare/versions/1").text
     assert "No run recorded" in html and "No data recorded" in html
     assert "Not recorded" in html and "No reference profile" in html
-    broken = api.create_version("bare", files=[{"path": "m.bin", "digest": digest, "size": size}], flavor="pyfunc", flavor_meta={},
+    broken = api.create_version("bare", files=files, flavor="pyfunc", flavor_meta={},
                                 contract={"inputs": {"columns": "not a list"}})
     r = site.http.get(f"/models/bare/versions/{broken.version}")
     assert r.status_code == 200 and "This contract cannot be read" in r.text
@@ -338,3 +342,22 @@ def test_metric_columns_prefer_shared_metrics(site: Site) -> None:
     versions = site.reg.client.registry.list_versions(MODEL)
     assert metric_columns(versions) == ["accuracy", "test_auc"]
     assert metric_columns(versions, limit=1) == ["accuracy"]
+
+
+def test_registered_versions_works_through_the_public_interface_alone(site: Site) -> None:
+    """A remote registry has no store: the run page's links then come from listing models and versions."""
+    from types import SimpleNamespace
+
+    from arsenale.server.dashboard_registry import registered_versions
+
+    local = site.reg.client.registry
+
+    class Remote:  # only the methods every RegistryAPI has
+        list_models = staticmethod(local.list_models)
+        list_versions = staticmethod(local.list_versions)
+
+    client = SimpleNamespace(registry=Remote())
+    request: Any = SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(client=client)))
+    found = registered_versions(request, site.reg.runs[1])
+    assert [(v.name, v.version) for v in found] == [(MODEL, 1)]
+    assert registered_versions(request, "0" * 32) == []

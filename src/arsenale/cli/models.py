@@ -35,7 +35,8 @@ def versions_table(versions: list[ModelVersion]) -> Table:
     for v in versions:
         t.add_row(render.cell(v.version, "bold"), render.cell(v.stage.value),
                   render.cell(", ".join(v.aliases)), render.cell(v.flavor), render.cell(v.run_id),
-                  render.cell(render.iso(v.creation_time)), render.cell(v.created_by), render.cell(v.description))
+                  render.cell(render.iso(v.creation_time)), render.cell(v.created_by),
+                  render.cell(v.description))
     return t
 
 

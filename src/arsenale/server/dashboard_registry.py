@@ -24,7 +24,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
 from arsenale.errors import ArsenaleError, InvalidInput, NotFound
-from arsenale.registry.contract import Contract
+from arsenale.registry.contract import Contract, FeatureProfile
 from arsenale.registry.models import ModelEvent, ModelVersion
 from arsenale.registry.service import RegistryAPI
 from arsenale.server.dashboard import DashboardRoute, _env, render
@@ -149,7 +149,8 @@ def _bars(values: Sequence[float], labels: Sequence[str], label: str) -> Sparkli
     bars = []
     for i, (v, text) in enumerate(zip(values, labels)):
         h = 0.0 if v <= 0 else max(1.0, v / top * (SPARK_HEIGHT - 1))
-        bars.append(Bar(round(i * step, 2), round(SPARK_HEIGHT - h, 2), round(step - gap, 2), round(h, 2), text))
+        x, y = round(i * step, 2), round(SPARK_HEIGHT - h, 2)
+        bars.append(Bar(x, y, round(step - gap, 2), round(h, 2), text))
     return Sparkline(SPARK_WIDTH, SPARK_HEIGHT, bars, label)
 
 
@@ -168,7 +169,7 @@ def frequency_sparkline(frequencies: Mapping[str, int]) -> Sparkline | None:
                  f"{len(top)} most frequent values")
 
 
-def sparkline(feature: Any) -> Sparkline | None:
+def sparkline(feature: FeatureProfile) -> Sparkline | None:
     if feature.histogram is not None:
         return histogram_sparkline(feature.histogram.edges, feature.histogram.counts)
     if feature.frequencies:
@@ -177,7 +178,7 @@ def sparkline(feature: Any) -> Sparkline | None:
 
 
 def read_contract(raw: Mapping[str, Any]) -> tuple[Contract | None, str | None]:
-    """The stored contract, typed; or None and why (contracts sent over the API are not checked on the way in)."""
+    """The stored contract, typed; or None and why (the API stores any JSON object as a contract)."""
     try:
         return Contract.model_validate(dict(raw)), None
     except ValidationError as exc:

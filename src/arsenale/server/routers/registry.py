@@ -49,7 +49,7 @@ def _registry(request: Request) -> RegistryService:
 
 
 def _webhooks(request: Request) -> WebhookService:
-    return _client(request).webhooks  # type: ignore[no-any-return]
+    return _client(request).webhooks
 
 
 Registry = Annotated[RegistryService, Depends(_registry)]
