@@ -78,9 +78,12 @@ def register_model(name: str, model: Any, *, run: ActiveRun | Run | str | None =
     is inferred from `signature_from` (schema) and `reference` (profile), and it is linked to `run`
     (default: the active run)."""
     registry = get_client().registry
+    current = run if isinstance(run, ActiveRun) else active_run()
+    if current is not None:
+        current.flush()  # the version's contract takes the run's metrics: buffered points must land first
     if isinstance(model, str) and model.startswith("runs:/"):
         return registry.create_version(name, source=model, description=description, tags=tags)
-    run_id = _run_id(run) if run is not None else _run_id(active_run())
+    run_id = _run_id(run) if run is not None else _run_id(current)
     with tempfile.TemporaryDirectory(prefix="arsenale-model-") as tmp:
         folder = Path(tmp)
         flavor, flavor_meta, contract = _prepare(model, folder, signature_from, reference, labels, metrics, slices)

@@ -166,7 +166,7 @@ class RegistryService:
         version_tags = normalize_tags(tags)
         if source is not None and not isinstance(source, str):
             raise InvalidInput("source must be a string", field="source")
-        if source is not None and source.startswith("runs:/"):
+        if source is not None and source.startswith("runs:/") and files is None:
             src_run, manifest, meta = self._from_run(source)
             if run_id is not None and run_id != src_run:
                 raise InvalidInput("run_id differs from the run in source", field="run_id")

@@ -45,7 +45,7 @@ def _static_source() -> dict[str, str]:
     if commit:
         tags["git_commit"] = commit
         status = _git("status", "--porcelain", "--untracked-files=no")
-        tags["git_dirty"] = "true" if status else "false"
+        tags["git_dirty"] = "unknown" if status is None else ("true" if status else "false")
         branch = _git("rev-parse", "--abbrev-ref", "HEAD")
         if branch:
             tags["git_branch"] = branch
