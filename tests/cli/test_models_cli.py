@@ -104,7 +104,8 @@ def test_alias_set_move_undo_and_delete(seeded: dict[str, Any]) -> None:
 
 def test_transition_and_archive(seeded: dict[str, Any]) -> None:
     assert "None → Production" in cli("models", "transition", NAME, "1", "Production").stdout
-    out = cli("models", "transition", NAME, "2", "Production", "--archive-existing", "--reason", "better").stdout
+    out = cli("models", "transition", NAME, "2", "Production", "--archive-existing",
+              "--reason", "better").stdout
     assert "None → Production" in out
     registry = Client().registry
     assert registry.get_version(NAME, 1).stage.value == "Archived"

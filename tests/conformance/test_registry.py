@@ -298,7 +298,7 @@ def test_lineage_and_diff_follow_real_runs(client: Client, saved: Any) -> None:
                           "changed_types": {"amount": ["float64", "float32"]}}
     assert d.flavor == []
     same = client.registry.diff(NAME, 1, 1)
-    assert same.params == same.metrics == same.data == same.contract == {}
+    assert (same.params, same.metrics, same.data, same.contract) == ({}, {}, {}, {})
     with pytest.raises(NotFound):
         client.registry.diff(NAME, 1, 5)
     with pytest.raises(NotFound):

@@ -11,6 +11,9 @@ from typing import Any
 
 import pytest
 
+from arsenale.client.http import HttpTransport
+from arsenale.client.registry import RegistryClient
+from arsenale.errors import IntegrityError, InvalidInput
 from arsenale.platform import Client
 from arsenale.server.app import create_app
 from arsenale.store.artifacts import hash_bytes
@@ -51,7 +54,8 @@ def registered(api: TestClient) -> dict[str, Any]:
     params = upload(api, b'{"C": 1}')
     files = [{"path": "weights.bin", **weights}, {"path": "conf/params.json", **params}]
     for _ in range(2):
-        r = api.post(f"{API}/models/{Q}/versions", json={"files": files, "flavor": "sklearn", "flavor_meta": {}})
+        body = {"files": files, "flavor": "sklearn", "flavor_meta": {}}
+        r = api.post(f"{API}/models/{Q}/versions", json=body)
         assert r.status_code == 201, r.text
     assert api.put(f"{API}/models/{Q}/aliases/champion", json={"version": 1}).status_code == 200
     return {"weights": weights, "params": params}
@@ -63,8 +67,9 @@ def snapshot(client: Client, tmp_path: Path) -> Any:
     events = [e.model_dump() for m in models for e in client.registry.events(m.name)]
     blob_root = tmp_path / "artifacts" / "blobs"
     blobs = sorted(str(p) for p in blob_root.rglob("*")) if blob_root.exists() else []
-    hooks = [h.model_dump() for h in client.webhooks.list()]  # type: ignore[attr-defined]
-    return [m.model_dump() for m in models], versions, events, blobs, hooks, len(client.audit.entries(limit=None))
+    hooks = [h.model_dump() for h in client.webhooks.list()]
+    audit = len(client.audit.entries(limit=None))
+    return [m.model_dump() for m in models], versions, events, blobs, hooks, audit
 
 
 # ---- round trips -----------------------------------------------------------------------------------------
@@ -74,7 +79,8 @@ def test_openapi_lists_the_registry(api: TestClient) -> None:
     paths = api.get("/openapi.json").json()["paths"]
     for path in ("/blobs", "/models", "/models/{name}", "/models/{name}/versions",
                  "/models/{name}/versions/{version}", "/models/{name}/versions/{version}/stage",
-                 "/models/{name}/versions/{version}/lineage", "/models/{name}/versions/{version}/files/{path}",
+                 "/models/{name}/versions/{version}/lineage",
+                 "/models/{name}/versions/{version}/files/{path}",
                  "/models/{name}/aliases/{alias}", "/models/{name}/aliases/{alias}/undo",
                  "/models/{name}/events", "/models/{name}/diff", "/resolve", "/webhooks",
                  "/webhooks/{webhook_id}", "/webhooks/{webhook_id}/deliveries"):
@@ -168,6 +174,27 @@ def test_file_route_refuses_paths_outside_the_manifest(api: TestClient, register
 def test_file_route_of_unknown_versions(api: TestClient, registered: dict[str, Any]) -> None:
     assert_error(api.get(f"{API}/models/{Q}/versions/3/files/weights.bin"), 404, MISSING, "version")
     assert_error(api.get(f"{API}/models/nope/versions/1/files/weights.bin"), 404, MISSING, "name")
+
+
+def test_http_client_refuses_files_that_escape_or_arrive_altered(api: TestClient, registered: dict[str, Any],
+                                                                 tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """`RegistryClient.download_version` trusts neither the manifest's paths nor the bytes it receives."""
+    transport = HttpTransport("http://testserver")
+    transport._http = api  # the TestClient is an httpx.Client on the app in this process
+    registry = RegistryClient(transport)
+    assert (registry.download_version(NAME, 1, tmp_path / "ok") / "weights.bin").read_bytes() == WEIGHTS
+    real = registry.get_version(NAME, 1)
+    escaping = real.model_copy(update={"files": [real.files[0].model_copy(update={"path": "../evil.bin"})]})
+    monkeypatch.setattr(registry, "get_version", lambda name, version: escaping)
+    with pytest.raises(InvalidInput):
+        registry.download_version(NAME, 1, tmp_path / "dl")
+    assert not (tmp_path / "evil.bin").exists()
+    lying = real.model_copy(update={"files": [real.files[0].model_copy(update={"digest": "0" * 64})]})
+    monkeypatch.setattr(registry, "get_version", lambda name, version: lying)
+    with pytest.raises(IntegrityError):
+        registry.download_version(NAME, 1, tmp_path / "dl")
+    assert not [p for p in (tmp_path / "dl").rglob("*") if p.is_file()]  # nothing, not even a .part file
 
 
 # ---- bad input: the right error, and the store unchanged ------------------------------------------------

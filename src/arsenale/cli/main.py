@@ -1,6 +1,6 @@
 """The `arsenale` command: one Typer sub-app per component, errors mapped to exit codes in one place.
 
-    arsenale [--uri URI] experiments|runs|artifacts|audit|db ...
+    arsenale [--uri URI] experiments|runs|artifacts|models|audit|db ...
     arsenale server | ui | version
 
 An `ArsenaleError` never shows a traceback: its message goes to stderr as

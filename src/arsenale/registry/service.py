@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pydantic import ValidationError
+
 from arsenale.errors import ArsenaleError, InvalidInput, NotFound
 from arsenale.registry.models import (
     Lineage,
@@ -84,7 +86,11 @@ def _files(files: Sequence[ModelFile | Mapping[str, Any]]) -> list[ModelFile]:
         raise InvalidInput(f"files must be a list of at most {MAX_FILES} entries", field="files")
     out, seen = [], set()
     for f in files:
-        mf = f if isinstance(f, ModelFile) else ModelFile.model_validate(f)
+        try:
+            mf = f if isinstance(f, ModelFile) else ModelFile.model_validate(f)
+        except ValidationError as exc:
+            raise InvalidInput(f"each file needs path, digest and size: {exc.errors()[0]['msg']}",
+                               field="files") from None
         path = check_artifact_path(mf.path, "files.path")
         if path in seen:
             raise InvalidInput(f"file {path!r} is listed twice", field="files")

@@ -31,14 +31,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from arsenale.audit.service import AuditAPI
 from arsenale.config import get_settings
 from arsenale.errors import ArsenaleError, InvalidInput
 from arsenale.platform import Client
 from arsenale.server.routers import audit as audit_routes
 from arsenale.server.routers import registry as registry_routes
 from arsenale.server.routers import tracking as tracking_routes
-from arsenale.tracking.service import TrackingAPI
 
 __all__ = ["create_app", "serve"]
 
@@ -71,17 +69,11 @@ class _LazyClient:
                     self._client = client
         return self._client
 
-    @property
-    def uri(self) -> str:
-        return self.get().uri
-
-    @property
-    def tracking(self) -> TrackingAPI:
-        return self.get().tracking
-
-    @property
-    def audit(self) -> AuditAPI:
-        return self.get().audit
+    def __getattr__(self, name: str) -> Any:
+        # Every component interface (tracking, registry, webhooks, audit, …) of the real client.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.get(), name)
 
 
 # ---- error bodies ----------------------------------------------------------------------------------------
@@ -152,7 +144,8 @@ class BodyLimit:
         self.max_artifact_bytes = max_artifact_bytes
 
     def _limit(self, scope: Scope) -> int:
-        if scope["method"] == "PUT" and "/artifacts/" in scope["path"]:
+        if (scope["method"] == "PUT" and "/artifacts/" in scope["path"]) or \
+                (scope["method"] == "POST" and scope["path"].rstrip("/").endswith("/api/v1/blobs")):
             return self.max_artifact_bytes
         return self.max_json_bytes
 

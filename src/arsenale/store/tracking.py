@@ -8,17 +8,16 @@ lives or dies by how fast it swallows points.
 from __future__ import annotations
 
 import math
-from operator import itemgetter
-
-import numpy as np
 from collections.abc import Iterable, Sequence
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, update
+import numpy as np
+from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
-from arsenale.errors import Conflict, InvalidInput, NotFound
+from arsenale.errors import Conflict, NotFound
 from arsenale.store import audit as audit_sql
 from arsenale.store.audit import AuditRecord
 from arsenale.store.db import read, write

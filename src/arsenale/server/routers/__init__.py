@@ -7,6 +7,9 @@ such as a 100,000-point metric history cost milliseconds, not a validation pass 
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated, Any
 
 import pydantic_core
@@ -14,6 +17,8 @@ from fastapi import Depends, Request, Response
 
 from arsenale.audit.service import AuditAPI
 from arsenale.errors import InvalidInput
+from arsenale.registry.service import RegistryAPI
+from arsenale.registry.webhooks import WebhookService
 from arsenale.tracking.service import TrackingAPI
 
 API_PREFIX = "/api/v1"
@@ -40,6 +45,16 @@ def parse_json(raw: bytes) -> Any:
         raise InvalidInput(f"request body is not valid JSON: {exc}", field="body") from None
 
 
+def stream_and_remove(folder: str, file: Path, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    """Stream a verified temporary copy, then delete its folder (also when the client goes away)."""
+    try:
+        with open(file, "rb") as f:
+            while chunk := f.read(chunk_size):
+                yield chunk
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def _tracking(request: Request) -> TrackingAPI:
     return request.app.state.client.tracking  # type: ignore[no-any-return]
 
@@ -48,5 +63,18 @@ def _audit(request: Request) -> AuditAPI:
     return request.app.state.client.audit  # type: ignore[no-any-return]
 
 
+def _registry(request: Request) -> RegistryAPI:
+    return request.app.state.client.registry  # type: ignore[no-any-return]
+
+
+def _webhooks(request: Request) -> WebhookService:
+    webhooks = getattr(request.app.state.client, "webhooks", None)
+    if webhooks is None:
+        raise InvalidInput("webhooks are managed by the server that owns the store", field="webhooks")
+    return webhooks  # type: ignore[no-any-return]
+
+
 Tracking = Annotated[TrackingAPI, Depends(_tracking)]
+Registry = Annotated[RegistryAPI, Depends(_registry)]
+Webhooks = Annotated[WebhookService, Depends(_webhooks)]
 Audit = Annotated[AuditAPI, Depends(_audit)]

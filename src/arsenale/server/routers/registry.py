@@ -14,13 +14,12 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from arsenale.errors import NotFound
-from arsenale.platform import Client
 from arsenale.registry.models import (
     Lineage,
     ModelEvent,
@@ -29,31 +28,11 @@ from arsenale.registry.models import (
     RegisteredModel,
     VersionDiff,
 )
-from arsenale.registry.service import RegistryService
-from arsenale.registry.webhooks import Delivery, Webhook, WebhookCreated, WebhookService
-from arsenale.server.routers import API_PREFIX, no_content, render
-from arsenale.server.routers.tracking import _stream_and_remove
+from arsenale.registry.webhooks import Delivery, Webhook, WebhookCreated
+from arsenale.server.routers import API_PREFIX, Registry, Webhooks, no_content, render, stream_and_remove
 from arsenale.tracking.artifact_paths import check_artifact_path
 
 router = APIRouter(prefix=API_PREFIX, tags=["registry"])
-
-
-def _client(request: Request) -> Client:
-    client = request.app.state.client
-    get = getattr(client, "get", None)  # the server's lazy stand-in builds the real Client on first use
-    return get() if callable(get) else client  # type: ignore[no-any-return]
-
-
-def _registry(request: Request) -> RegistryService:
-    return _client(request).registry  # type: ignore[return-value]
-
-
-def _webhooks(request: Request) -> WebhookService:
-    return _client(request).webhooks
-
-
-Registry = Annotated[RegistryService, Depends(_registry)]
-Webhooks = Annotated[WebhookService, Depends(_webhooks)]
 
 
 class _Body(BaseModel):
@@ -218,7 +197,7 @@ def download_file(name: str, version: int, path: str, registry: Registry) -> Str
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return StreamingResponse(_stream_and_remove(tmp, local), media_type="application/octet-stream",
+    return StreamingResponse(stream_and_remove(tmp, local), media_type="application/octet-stream",
                              headers={"Content-Length": str(entry.size), "X-Arsenale-Digest": entry.digest})
 
 

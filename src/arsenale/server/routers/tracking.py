@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,15 @@ from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from arsenale.errors import InvalidInput, NotFound
-from arsenale.server.routers import API_PREFIX, JSON, Tracking, no_content, parse_json, render
+from arsenale.server.routers import (
+    API_PREFIX,
+    JSON,
+    Tracking,
+    no_content,
+    parse_json,
+    render,
+    stream_and_remove,
+)
 from arsenale.tracking.artifact_paths import check_artifact_path
 from arsenale.tracking.models import ArtifactInfo, Experiment, MetricHistory, Run, RunPage, check_run_id
 from arsenale.tracking.service import TrackingAPI
@@ -269,15 +276,6 @@ async def upload_artifact(run_id: str, path: str, request: Request, tracking: Tr
     return render(infos[0], 201)
 
 
-def _stream_and_remove(folder: str, file: Path) -> Iterator[bytes]:
-    try:
-        with open(file, "rb") as f:
-            while chunk := f.read(DOWNLOAD_CHUNK):
-                yield chunk
-    finally:  # also when the client goes away mid-download
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 @router.get("/runs/{run_id}/artifacts/content/{path:path}",
             responses={200: {"content": {"application/octet-stream": {}}}})
 def download_artifact(run_id: str, path: str, tracking: Tracking) -> StreamingResponse:
@@ -295,5 +293,5 @@ def download_artifact(run_id: str, path: str, tracking: Tracking) -> StreamingRe
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return StreamingResponse(_stream_and_remove(tmp, local), media_type="application/octet-stream",
+    return StreamingResponse(stream_and_remove(tmp, local), media_type="application/octet-stream",
                              headers={"Content-Length": str(size)})
