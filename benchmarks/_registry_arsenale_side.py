@@ -57,7 +57,9 @@ class Registrar:
     def __call__(self, name: str, model: Any, X: Any, y: Any) -> Any:
         if self.path in ("direct", "auto"):
             try:
-                return register_model(name, model, signature_from=X, reference=X, labels=y)
+                mv = register_model(name, model, signature_from=X, reference=X, labels=y)
+                self.path = "direct"
+                return mv
             except InvalidInput as exc:
                 if self.path == "direct":
                     raise

@@ -7,6 +7,8 @@ the same methods.
 
 from __future__ import annotations
 
+from typing import Any
+
 from arsenale.audit.service import AuditAPI
 from arsenale.config import get_settings
 from arsenale.registry.service import RegistryAPI
@@ -18,6 +20,7 @@ class Client:
 
     tracking: TrackingAPI
     registry: RegistryAPI
+    webhooks: Any  # WebhookService locally, WebhookClient over HTTP: the same methods
     audit: AuditAPI
 
     def __init__(self, uri: str | None = None, *, artifacts: str | None = None, actor: str | None = None) -> None:
@@ -31,9 +34,11 @@ class Client:
 
             transport = HttpTransport(self.uri, timeout=settings.http_timeout, actor=actor)
             from arsenale.client.registry import RegistryClient
+            from arsenale.client.webhooks import WebhookClient
 
             self.tracking = TrackingClient(transport)
             self.registry = RegistryClient(transport)
+            self.webhooks = WebhookClient(transport)
             self.audit = AuditClient(transport)
         else:
             from arsenale.audit.service import AuditService

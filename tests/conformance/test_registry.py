@@ -408,3 +408,11 @@ def test_register_from_a_model_logged_to_a_run(client: Client, saved: Any, tmp_p
     dest = client.registry.download_version(NAME, mv.version, tmp_path / "dl")
     assert (dest / "model.skops").read_bytes() == (folder / "model.skops").read_bytes()
     assert client.audit.verify().ok
+
+
+def test_webhooks_are_managed_through_every_client(client: Client) -> None:
+    hook = client.webhooks.create("http://127.0.0.1:9/hook", ["model.alias_set"], model_name="fraud")
+    assert hook.secret and [h.webhook_id for h in client.webhooks.list()] == [hook.webhook_id]
+    assert client.webhooks.deliveries(hook.webhook_id) == []
+    client.webhooks.delete(hook.webhook_id)
+    assert client.webhooks.list() == []

@@ -10,12 +10,14 @@ from rich.text import Text
 from rich.tree import Tree
 
 from arsenale.cli import render
+from arsenale.cli.webhooks import app as webhooks_app
 from arsenale.errors import InvalidInput
 from arsenale.platform import Client
 from arsenale.registry.models import Lineage, ModelEvent, ModelVersion, Stage, VersionDiff, check_alias
 
 app = typer.Typer(help="Registered models: versions, aliases, stages, lineage and history.",
                   no_args_is_help=True)
+app.add_typer(webhooks_app, name="webhooks")
 
 LATEST = 10  # versions shown by `models show`
 ARROW = "→"

@@ -263,3 +263,50 @@ webhook_deliveries = Table(
     Column("timestamp", BigInteger, nullable=False),
     Index("ix_webhook_deliveries_hook", "webhook_id", "id"),
 )
+
+# ---- datasets ------------------------------------------------------------------------------
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("name", String(MAX_NAME), primary_key=True),
+    Column("description", Text, nullable=True),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_update_time", BigInteger, nullable=False),
+    Column("next_version", Integer, nullable=False, server_default="1"),
+)
+
+# One row per registered version, written in the transaction that allocates its number and
+# only after its Parquet blob(s) are stored. `digest` is the content digest of the data (what
+# deduplicates re-registration); `files` the manifest (path, digest, size); `validation` the
+# report; a "rejected" version is kept for the record but never resolved as "latest".
+dataset_versions = Table(
+    "dataset_versions",
+    metadata,
+    Column("name", String(MAX_NAME), ForeignKey("datasets.name", ondelete="CASCADE"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("digest", String(64), nullable=False),
+    Column("format", String(32), nullable=False),
+    Column("files", Text, nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("columns", Integer, nullable=False),
+    Column("schema", Text, nullable=False),
+    Column("profile", Text, nullable=False),
+    Column("validation", Text, nullable=True),
+    Column("status", String(32), nullable=False),
+    Column("source", String(MAX_PATH), nullable=True),
+    Column("created_by", String(MAX_NAME), nullable=False),
+    Column("creation_time", BigInteger, nullable=False),
+    Index("ix_dataset_versions_digest", "name", "digest"),
+)
+
+# Lineage: which dataset versions a run read.
+run_inputs = Table(
+    "run_inputs",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(MAX_NAME), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("creation_time", BigInteger, nullable=False),
+    Index("ix_run_inputs_dataset", "name", "version"),
+)
