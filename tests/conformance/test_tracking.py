@@ -96,6 +96,13 @@ def test_nan_and_infinities_are_stored_faithfully(client: Client) -> None:
     hist = client.tracking.get_metric_history(run_id, "loss")
     assert math.isnan(hist.values[0]) and hist.values[1:] == [math.inf, -math.inf, 0.25]
     assert math.isnan(client.tracking.get_run(run_id).data.metrics["div"])
+    client.tracking.log_batch(run_id, metrics=[("up", math.inf, 0, 1), ("small", 1e-300, 0, 1),
+                                               ("exact", 0.1 + 0.2, 0, 1)], params={"p": "x"}, tags={"t": "y"})
+    exp = client.tracking.get_run(run_id).info.experiment_id
+    found = client.tracking.search_runs([exp]).runs[0].data
+    assert math.isnan(found.metrics["div"]) and found.metrics["up"] == math.inf
+    assert found.metrics["small"] == 1e-300 and found.metrics["exact"] == 0.1 + 0.2 and found.metrics["loss"] == 0.25
+    assert found.params == {"p": "x"} and found.tags == {"t": "y"}
 
 
 @pytest.mark.parametrize("points", [
