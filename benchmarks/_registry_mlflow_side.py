@@ -43,15 +43,15 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 
-import mlflow  # noqa: E402
-import mlflow.pyfunc  # noqa: E402
-import mlflow.sklearn  # noqa: E402
-import numpy as np  # noqa: E402
-import sklearn  # noqa: E402
-from mlflow import MlflowClient  # noqa: E402
-from sklearn.datasets import load_breast_cancer  # noqa: E402
-from sklearn.ensemble import RandomForestClassifier  # noqa: E402
-from sklearn.linear_model import LogisticRegression  # noqa: E402
+import mlflow
+import mlflow.pyfunc
+import mlflow.sklearn
+import numpy as np
+import sklearn
+from mlflow import MlflowClient
+from sklearn.datasets import load_breast_cancer
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
 
 warnings.filterwarnings("ignore")  # e.g. "model logged without a signature": printed per call, not work
 logging.getLogger("mlflow").setLevel(logging.ERROR)

@@ -104,7 +104,7 @@ def run_side(ctx: Ctx, side: str, operation: str, n: int, extra: list[str]) -> d
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     with open(work / "stderr.log", "w") as err, open(work / "stdout.log", "w") as so:
-        proc = subprocess.run(cmd, cwd=work, env=env, stdout=so, stderr=err)
+        proc = subprocess.run(cmd, cwd=work, env=env, stdout=so, stderr=err, check=False)
     wall = time.perf_counter() - t0
     if proc.returncode != 0 or not out.exists():
         tail = (work / "stderr.log").read_text(errors="replace").strip().splitlines()[-15:]
