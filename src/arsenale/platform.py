@@ -7,12 +7,16 @@ the same methods.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from arsenale.audit.service import AuditAPI
 from arsenale.config import get_settings
 from arsenale.registry.service import RegistryAPI
 from arsenale.tracking.service import TrackingAPI
+
+if TYPE_CHECKING:  # pandas and pyarrow load only when datasets are used
+    from arsenale.data.datasets import DatasetAPI
 
 
 class Client:
@@ -40,6 +44,7 @@ class Client:
             self.registry = RegistryClient(transport)
             self.webhooks = WebhookClient(transport)
             self.audit = AuditClient(transport)
+            self._datasets_factory: Callable[[], DatasetAPI] = lambda: _http_datasets(transport)
         else:
             from arsenale.audit.service import AuditService
             from arsenale.store.artifacts import open_artifact_store
@@ -60,6 +65,28 @@ class Client:
             self.webhooks = WebhookService(engine)
             self.registry = RegistryService(SqlRegistryStore(engine), blobs, tracking, actor, self.webhooks)
             self.audit = AuditService(engine, actor)
+            self._datasets_factory = lambda: _local_datasets(engine, blobs, actor)
+        self._datasets: DatasetAPI | None = None
+
+    @property
+    def datasets(self) -> DatasetAPI:
+        """Versioned datasets; built on first use, so pandas and pyarrow load only when needed."""
+        if self._datasets is None:
+            self._datasets = self._datasets_factory()
+        return self._datasets
 
     def __repr__(self) -> str:
         return f"Client({self.uri!r})"
+
+
+def _local_datasets(engine: Any, blobs: Any, actor: str) -> DatasetAPI:
+    from arsenale.data.datasets import DatasetService
+    from arsenale.store.datasets import SqlDatasetStore
+
+    return DatasetService(SqlDatasetStore(engine), blobs, actor)
+
+
+def _http_datasets(transport: Any) -> DatasetAPI:
+    from arsenale.client.data import DatasetClient
+
+    return DatasetClient(transport)

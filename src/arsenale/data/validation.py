@@ -230,11 +230,11 @@ def _datetime_us(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 def _bound_us(value: float | str) -> int:
     if isinstance(value, (int, float)):
-        return int(round(float(value) * 1e6))
+        return round(float(value) * 1e6)
     ts = pd.Timestamp(value)
     if ts.tzinfo is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)
-    return int(ts.as_unit("us").value)
+    return int(ts.value) // 1000
 
 
 def _type_ok(declared: str, actual: str, s: pd.Series, null: np.ndarray) -> bool:
@@ -259,7 +259,7 @@ class _Collector:
         result = CheckResult(check=check, column=column, level="row", passed=count == 0, failing_rows=count)
         if count:
             result.examples = _examples(values, failing)
-            result.message = f"{count} row{'s' if count != 1 else ''} {message}"
+            result.message = f"{message} in {count} row{'s' if count != 1 else ''}"
             self.mask |= failing
             self.reasons[failing] = self.reasons[failing] + f"{check}({column}); "
         self.checks.append(result)
@@ -308,7 +308,7 @@ def _check_column(out: _Collector, rule: ColumnRule, s: pd.Series) -> None:
         if not ok:
             return  # range and category checks on the wrong type would only add noise
     if not rule.nullable:
-        out.row("not_null", name, null, s, "are null")
+        out.row("not_null", name, null, s, "null")
     if rule.min is not None or rule.max is not None:
         kind = rule.type or actual
         if kind == "datetime":
@@ -316,25 +316,25 @@ def _check_column(out: _Collector, rule: ColumnRule, s: pd.Series) -> None:
             lo = None if rule.min is None else _bound_us(rule.min)
             hi = None if rule.max is None else _bound_us(rule.max)
             if lo is not None:
-                out.row("min", name, ~nat & (values < lo), s, f"are before {rule.min}")
+                out.row("min", name, ~nat & (values < lo), s, f"before {rule.min}")
             if hi is not None:
-                out.row("max", name, ~nat & (values > hi), s, f"are after {rule.max}")
+                out.row("max", name, ~nat & (values > hi), s, f"after {rule.max}")
         elif kind in ("float", "int"):
             values = _numeric(s)
             with np.errstate(invalid="ignore"):
                 if rule.min is not None:
-                    out.row("min", name, values < float(rule.min), s, f"are below {rule.min}")
+                    out.row("min", name, values < float(rule.min), s, f"below {rule.min}")
                 if rule.max is not None:
-                    out.row("max", name, values > float(rule.max), s, f"are above {rule.max}")
+                    out.row("max", name, values > float(rule.max), s, f"above {rule.max}")
         else:
             out.table("min", name, False, f"min/max apply to numbers and datetimes, not {kind} column {name!r}")
     if rule.categories is not None:
         text = s if actual == "string" and s.dtype != object else s.astype(str)
         allowed = text.isin(rule.categories).to_numpy(dtype=bool)
-        out.row("categories", name, ~null & ~allowed, s, f"hold values outside {_short(rule.categories)}")
+        out.row("categories", name, ~null & ~allowed, s, f"values outside {_short(rule.categories)}")
     if rule.unique:
         dup = s.duplicated(keep=False).to_numpy(dtype=bool)
-        out.row("unique", name, ~null & dup, s, "hold a value that appears more than once")
+        out.row("unique", name, ~null & dup, s, "duplicated values")
 
 
 def _short(values: list[str], limit: int = 8) -> str:

@@ -35,6 +35,7 @@ from arsenale.config import get_settings
 from arsenale.errors import ArsenaleError, InvalidInput
 from arsenale.platform import Client
 from arsenale.server.routers import audit as audit_routes
+from arsenale.server.routers import data as data_routes
 from arsenale.server.routers import registry as registry_routes
 from arsenale.server.routers import tracking as tracking_routes
 
@@ -144,8 +145,9 @@ class BodyLimit:
         self.max_artifact_bytes = max_artifact_bytes
 
     def _limit(self, scope: Scope) -> int:
-        if (scope["method"] == "PUT" and "/artifacts/" in scope["path"]) or \
-                (scope["method"] == "POST" and scope["path"].rstrip("/").endswith("/api/v1/blobs")):
+        path = scope["path"].rstrip("/")
+        if (scope["method"] == "PUT" and "/artifacts/" in path) or (scope["method"] == "POST" and (
+                path.endswith("/api/v1/blobs") or (path.startswith("/api/v1/datasets/") and path.endswith("/upload")))):
             return self.max_artifact_bytes
         return self.max_json_bytes
 
@@ -303,6 +305,7 @@ def create_app(client: Client | None = None, *, max_json_bytes: int | None = Non
     app.include_router(tracking_routes.router)
     app.include_router(registry_routes.router)
     app.include_router(audit_routes.router)
+    app.include_router(data_routes.router)
 
     @app.get("/health", tags=["operations"])
     async def health(request: Request) -> Response:

@@ -1,0 +1,582 @@
+"""`DataWorkspace`: version files and folders in place, like DVC, with BLAKE3 and content-defined chunks.
+
+    ws = DataWorkspace.for_home(Path(".arsenale"), remote="s3://bucket/data")
+    ws.add("data/images")          # hash, cache, write data/images.ars (commit it to git)
+    ws.status()                    # what changed since each manifest
+    ws.push(); ws.pull()           # mirror blobs to / from the remote
+    ws.checkout("data/images.ars") # make the working copy match a manifest
+    ws.gc()                        # drop cached blobs no manifest names
+
+The workspace root is the folder that holds `.arsenale/`; every tracked path
+and manifest lies inside it. Small files are one blob each, in the local cache
+by reflink, hard link or copy. Files of `params.threshold` bytes or more are
+also split into content-defined chunks: the cache keeps the whole file, the
+remote keeps chunks, so pushing a grown file uploads only its new chunks.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from arsenale.data import hashing
+from arsenale.data.cache import DataCache, DataRemote
+from arsenale.data.chunking import DEFAULT_PARAMS, ChunkParams, chunk_file, chunk_ranges
+from arsenale.data.manifest import SUFFIX, FileEntry, Manifest, manifest_path_for
+from arsenale.data.statcache import StatCache
+from arsenale.errors import Conflict, IntegrityError, InvalidInput, NotFound
+
+SKIP_NAMES = frozenset({".arsenale", ".git", ".hg", ".svn", ".dvc", "__pycache__"})
+TMP_SUFFIXES = (".ars-tmp", ".tmp")
+STALE_TMP_SECONDS = 3600
+
+
+@dataclass
+class _Seen:
+    """A file found in the working copy, with its digest (from the stat cache or hashed now)."""
+
+    rel: str
+    abspath: str
+    stat: os.stat_result
+    digest: str = ""
+    chunks: tuple[hashing.Chunk, ...] | None = None
+
+    def entry(self) -> FileEntry:
+        return FileEntry(self.rel, self.stat.st_size, self.digest, self.chunks)
+
+
+# ---- results ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Result:
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class AddResult(_Result):
+    manifest: str
+    path: str
+    digest: str
+    files: int
+    size: int
+    hashed: int
+    new_blobs: int
+    stored_by: dict[str, int]
+    changed: bool
+
+
+@dataclass
+class FileChange(_Result):
+    path: str
+    old_size: int | None
+    new_size: int | None
+    old_digest: str | None = None
+    new_digest: str | None = None
+
+
+@dataclass
+class StatusReport(_Result):
+    manifest: str
+    path: str
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    modified: list[str] = field(default_factory=list)
+    missing: bool = False
+    hashed: int = 0
+
+    @property
+    def clean(self) -> bool:
+        return not (self.added or self.removed or self.modified or self.missing)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "clean": self.clean}
+
+
+@dataclass
+class DataDiff(_Result):
+    a: str
+    b: str
+    a_digest: str
+    b_digest: str
+    added: list[FileChange] = field(default_factory=list)
+    removed: list[FileChange] = field(default_factory=list)
+    changed: list[FileChange] = field(default_factory=list)
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def same(self) -> bool:
+        return self.a_digest == self.b_digest
+
+
+@dataclass
+class CheckoutResult(_Result):
+    manifest: str
+    restored: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    refetched: list[str] = field(default_factory=list)
+    unchanged: int = 0
+
+
+@dataclass
+class TransferResult(_Result):
+    remote: str
+    objects: int = 0
+    transferred: int = 0
+    already_there: int = 0
+    bytes: int = 0
+
+
+@dataclass
+class GcResult(_Result):
+    dry_run: bool
+    removed: int = 0
+    bytes_freed: int = 0
+    kept: int = 0
+    removed_digests: list[str] = field(default_factory=list)
+
+
+# ---- the service ----------------------------------------------------------------------
+
+
+class DataWorkspace:
+    """add / status / diff / checkout / push / pull / gc over one project folder."""
+
+    def __init__(self, root: str | os.PathLike[str], cache: DataCache, remote: DataRemote | str | None = None,
+                 *, statcache: StatCache | None = None, params: ChunkParams = DEFAULT_PARAMS,
+                 jobs: int | None = None) -> None:
+        self.root = Path(os.path.realpath(root))
+        self.cache = cache
+        self.remote = DataRemote(remote) if isinstance(remote, str) else remote
+        self.statcache = statcache or StatCache(cache.root.parent / "statcache.db")
+        self.params = params
+        self.jobs = jobs
+
+    @classmethod
+    def for_home(cls, home: str | os.PathLike[str], remote: DataRemote | str | None = None,
+                 **kwargs: Any) -> "DataWorkspace":
+        """The workspace whose `.arsenale/` folder is `home`: the project root is its parent."""
+        home = Path(os.path.realpath(home))
+        return cls(home.parent, DataCache(home / "cache"), remote,
+                   statcache=StatCache(home / "statcache.db"), **kwargs)
+
+    def close(self) -> None:
+        self.statcache.close()
+
+    # ---- paths ----
+
+    def _inside(self, path: Path, what: str = "path") -> Path:
+        real = Path(os.path.realpath(path))
+        if real != self.root and self.root not in real.parents:
+            raise InvalidInput(f"{path} is outside the workspace {self.root}", field=what)
+        return real
+
+    def rel(self, path: Path) -> str:
+        try:
+            return Path(os.path.realpath(path)).relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
+    def _split(self, path: str | os.PathLike[str]) -> tuple[Path, Path]:
+        """A target or its manifest, as (target path, manifest path), both inside the workspace."""
+        p = Path(os.path.abspath(path))
+        if p.name.endswith(SUFFIX):
+            manifest = p
+            target = p.with_name(p.name[: -len(SUFFIX)])
+        else:
+            target, manifest = p, manifest_path_for(p)
+        self._inside(target.parent)
+        target = Path(os.path.realpath(target.parent)) / target.name
+        manifest = target.parent / manifest.name
+        home = self.cache.root.parent
+        if target == home or home in target.parents or target == self.root:
+            raise InvalidInput(f"{path} cannot be tracked: it is the workspace or its .arsenale folder",
+                               field="path")
+        return target, manifest
+
+    def manifests(self) -> list[Path]:
+        """Every `*.ars` manifest under the root (hidden folders and tracked folders are not entered)."""
+        found: list[Path] = []
+
+        def walk(folder: str) -> None:
+            try:
+                entries = list(os.scandir(folder))
+            except (FileNotFoundError, NotADirectoryError, PermissionError):
+                return
+            names = {e.name for e in entries}
+            for e in entries:
+                if e.name.endswith(SUFFIX) and e.is_file():
+                    found.append(Path(e.path))
+                elif (e.is_dir(follow_symlinks=False) and not e.name.startswith(".")
+                      and e.name not in SKIP_NAMES and e.name + SUFFIX not in names):
+                    walk(e.path)
+
+        walk(str(self.root))
+        return sorted(found)
+
+    def _load(self, manifest_path: Path) -> tuple[Manifest, Path]:
+        self._inside(manifest_path.parent, "manifest")
+        manifest = Manifest.read(manifest_path)
+        return manifest, manifest.base(manifest_path.parent)
+
+    def _selected(self, targets: Iterable[str | os.PathLike[str]] | None) -> list[Path]:
+        chosen = [self._split(t)[1] for t in targets] if targets else self.manifests()
+        for m in chosen:
+            if not m.is_file():
+                raise NotFound(f"no manifest {self.rel(m)}: run `arsenale data add` first", field="manifest")
+        return chosen
+
+    # ---- scanning and hashing ----
+
+    def _walk(self, target: Path) -> list[_Seen]:
+        out: list[_Seen] = []
+        if target.is_file():
+            return [_Seen(target.name, str(target), target.stat())]
+
+        def walk(folder: str, prefix: str) -> None:
+            with os.scandir(folder) as it:
+                for e in it:
+                    if e.name in SKIP_NAMES or e.name.endswith(TMP_SUFFIXES):
+                        continue
+                    if e.is_dir(follow_symlinks=False):
+                        walk(e.path, f"{prefix}{e.name}/")
+                    elif e.is_file():  # follows a symlink to a file; skips sockets, fifos, broken links
+                        out.append(_Seen(prefix + e.name, e.path, e.stat()))
+
+        walk(str(target), "")
+        return out
+
+    def _hash(self, target: Path) -> tuple[list[_Seen], int]:
+        """The target's files with digests; the count actually hashed (the rest came from the stat cache)."""
+        seen = self._walk(target)
+        known = self.statcache.load(str(target))
+        todo: list[_Seen] = []
+        for s in seen:
+            k = known.get(s.abspath)
+            if k is not None and k.matches(s.stat):
+                s.digest, s.chunks = k.digest, k.chunks
+            else:
+                todo.append(s)
+        if todo:
+            checked = self.statcache.clock()
+            small = [s for s in todo if s.stat.st_size < self.params.threshold]
+            digests = hashing.parallel_map(lambda s: hashing.hash_small_file(s.abspath, s.stat.st_size),
+                                           small, self.jobs)
+            for s, d in zip(small, digests):
+                s.digest = str(d)
+            for s in todo:
+                if s.stat.st_size >= self.params.threshold:
+                    s.chunks = tuple(chunk_file(s.abspath, self.params, jobs=self.jobs))
+                    s.digest = hashing.chunk_table_digest(s.chunks)
+            self.statcache.record([(s.abspath, s.stat, s.digest, s.chunks) for s in todo], checked)
+        return seen, len(todo)
+
+    # ---- add ----
+
+    def add(self, path: str | os.PathLike[str]) -> AddResult:
+        """Hash `path` (a file or folder), store its blobs in the cache and write `PATH.ars` beside it."""
+        target, manifest_path = self._split(path)
+        if not target.exists():
+            raise NotFound(f"no such file or folder: {path}", field="path")
+        if target.is_symlink():
+            raise InvalidInput(f"{path} is a symbolic link: track what it points to", field="path")
+        kind = "dir" if target.is_dir() else "file"
+        seen, hashed = self._hash(target)
+        stored: dict[str, int] = {}
+        todo = {s.digest: s for s in seen}
+
+        def store(s: _Seen) -> str | None:
+            return self.cache.add_file(s.abspath, s.digest)
+
+        for mode in hashing.parallel_map(store, list(todo.values()), self.jobs):
+            if mode is not None:
+                stored[str(mode)] = stored.get(str(mode), 0) + 1
+        manifest = Manifest.build(target.name, kind, (s.entry() for s in seen))
+        old = None
+        if manifest_path.is_file():
+            try:
+                old = Manifest.read(manifest_path)
+            except InvalidInput:
+                old = None
+        changed = old is None or old != manifest
+        if changed:
+            manifest.write(manifest_path)
+        return AddResult(manifest=self.rel(manifest_path), path=self.rel(target), digest=manifest.digest,
+                         files=len(manifest.files), size=manifest.size, hashed=hashed,
+                         new_blobs=sum(stored.values()), stored_by=stored, changed=changed)
+
+    # ---- status ----
+
+    def status(self, targets: Iterable[str | os.PathLike[str]] | None = None) -> list[StatusReport]:
+        """For each manifest (all under the root by default): files added, removed or modified since."""
+        reports = []
+        for manifest_path in self._selected(targets):
+            manifest, base = self._load(manifest_path)
+            target = manifest_path.parent / manifest.path
+            report = StatusReport(manifest=self.rel(manifest_path), path=self.rel(target))
+            if not target.exists():
+                report.missing = True
+                reports.append(report)
+                continue
+            if (manifest.kind == "dir") != target.is_dir():
+                report.modified = [manifest.path]
+                reports.append(report)
+                continue
+            seen, report.hashed = self._hash(target)
+            now = {s.rel: s.digest for s in seen}
+            then = manifest.by_path()
+            report.added = sorted(p for p in now if p not in then)
+            report.removed = sorted(p for p in then if p not in now)
+            report.modified = sorted(p for p, e in then.items() if p in now and now[p] != e.digest)
+            reports.append(report)
+        return reports
+
+    # ---- diff ----
+
+    def version(self, ref: str | os.PathLike[str]) -> tuple[Manifest, Path, str]:
+        """A manifest file, or a tracked path as it is now: (manifest, base folder, label)."""
+        p = Path(ref)
+        if p.name.endswith(SUFFIX) and p.is_file():
+            manifest = Manifest.read(p)
+            return manifest, manifest.base(p.parent), str(ref)
+        if p.exists():
+            target = Path(os.path.realpath(p))
+            seen, _ = self._hash(target)
+            kind = "dir" if target.is_dir() else "file"
+            return Manifest.build(target.name, kind, (s.entry() for s in seen)), (
+                target if kind == "dir" else target.parent), str(ref)
+        raise NotFound(f"{ref} is neither a manifest nor a file or folder", field="version")
+
+    def diff(self, a: str | os.PathLike[str], b: str | os.PathLike[str], *, tables: bool = True) -> DataDiff:
+        """Files added, removed and changed from version `a` to version `b`; tabular files compared in depth."""
+        ma, base_a, label_a = self.version(a)
+        mb, base_b, label_b = self.version(b)
+        out = DataDiff(a=label_a, b=label_b, a_digest=ma.digest, b_digest=mb.digest)
+        ea, eb = ma.by_path(), mb.by_path()
+        if ma.kind == mb.kind == "file":  # two versions of one file, maybe under different names
+            ea, eb = {"": ma.files[0]}, {"": mb.files[0]}
+        for p in sorted(eb.keys() - ea.keys()):
+            out.added.append(FileChange(p or mb.path, None, eb[p].size, None, eb[p].digest))
+        for p in sorted(ea.keys() - eb.keys()):
+            out.removed.append(FileChange(p or ma.path, ea[p].size, None, ea[p].digest, None))
+        for p in sorted(ea.keys() & eb.keys()):
+            if ea[p].digest != eb[p].digest:
+                out.changed.append(FileChange(p or mb.path, ea[p].size, eb[p].size, ea[p].digest, eb[p].digest))
+        if tables:
+            from arsenale.data import tabular_diff
+
+            for change in out.changed:
+                key = change.path if ma.kind == "dir" or mb.kind == "dir" else ""
+                if not tabular_diff.is_tabular(change.path):
+                    continue
+                old = self._readable(ea[key], base_a)
+                new = self._readable(eb[key], base_b)
+                if old is None or new is None:
+                    out.tables[change.path] = {"error": "a version's bytes are not in the cache or working copy"}
+                    continue
+                out.tables[change.path] = tabular_diff.diff_tables(old, new, name=change.path)
+        return out
+
+    def _readable(self, entry: FileEntry, base: Path) -> Path | None:
+        """A local file holding `entry`'s bytes: the working copy if it still matches, else the verified blob."""
+        working = base / entry.path
+        try:
+            st = working.stat()
+            known = self.statcache.load(str(working)).get(str(working))
+            if known is not None and known.matches(st) and known.digest == entry.digest:
+                return working
+        except OSError:
+            pass
+        try:
+            self._ensure_blob(entry)
+        except (IntegrityError, NotFound):
+            return None
+        return self.cache.path(entry.digest)
+
+    # ---- checkout ----
+
+    def checkout(self, targets: Iterable[str | os.PathLike[str]] | None = None, *,
+                 force: bool = False) -> list[CheckoutResult]:
+        """Make each tracked path match its manifest, from verified cached blobs (refetched if corrupt).
+
+        Nothing is written until every blob needed is in hand and no change would
+        be lost: a working file that differs from the manifest and whose content
+        is in no cached blob is a conflict unless `force`.
+        """
+        return [self._checkout_one(m, force) for m in self._selected(targets)]
+
+    def _checkout_one(self, manifest_path: Path, force: bool) -> CheckoutResult:
+        manifest, base = self._load(manifest_path)
+        target = manifest_path.parent / manifest.path
+        result = CheckoutResult(manifest=self.rel(manifest_path))
+        real_base = self._inside(base)
+        if manifest.kind == "dir" and target.exists() and not target.is_dir():
+            if not force and not self.cache.has(hashing.hash_small_file(target)):
+                raise Conflict(f"{self.rel(target)} is a file with uncached changes (use --force)", field="path")
+            target.unlink()
+        current: dict[str, _Seen] = {}
+        if target.exists():
+            if manifest.kind == "file" and target.is_dir():
+                raise Conflict(f"{self.rel(target)} is a folder; the manifest names a file", field="path")
+            current = {s.rel: s for s in self._hash(target)[0]}
+        wanted = manifest.by_path()
+        write = [e for p, e in wanted.items() if p not in current or current[p].digest != e.digest]
+        drop = [s for p, s in current.items() if p not in wanted]
+        result.unchanged = len(wanted) - len(write)
+        at_risk = [current[e.path] for e in write if e.path in current] + drop
+        lost = [s.rel for s in at_risk if not self.cache.has(s.digest)]
+        if lost and not force:
+            shown = ", ".join(lost[:5]) + (" …" if len(lost) > 5 else "")
+            raise Conflict(f"checkout would lose changes not in the cache: {shown} "
+                           f"(run `arsenale data add` first, or use --force)", field="path")
+        for e in write:  # every destination must stay inside the tracked folder
+            dest = base / e.path
+            parent = Path(os.path.realpath(dest.parent)) if dest.parent.exists() else None
+            if parent is not None and parent != real_base and real_base not in parent.parents:
+                raise InvalidInput(f"{e.path} would be written outside {self.rel(base)}", field="manifest")
+        for digest, entry in {e.digest: e for e in write}.items():
+            if self._ensure_blob(entry):
+                result.refetched.append(digest)
+        checked = self.statcache.clock()
+        written = []
+        for e in write:
+            dest = base / e.path
+            self._make_parents(dest.parent, real_base)
+            self.cache.export(e.digest, dest)
+            result.restored.append(e.path)
+            written.append((str(dest), dest.stat(), e.digest, e.chunks))
+        for s in drop:
+            os.unlink(s.abspath)
+            result.removed.append(s.rel)
+        self.statcache.record(written, checked)
+        return result
+
+    def _make_parents(self, folder: Path, real_base: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        real = Path(os.path.realpath(folder))
+        if real != real_base and real_base not in real.parents:
+            raise InvalidInput(f"{folder} leads outside {real_base}", field="manifest")
+
+    def _ensure_blob(self, entry: FileEntry) -> bool:
+        """Make sure the cache holds `entry`'s verified blob; True when it had to be fetched from the remote."""
+        chunks = list(entry.chunks) if entry.chunks else None
+        if self.cache.verify(entry.digest, entry.size, chunks):
+            return False
+        if self.cache.has(entry.digest):
+            self.cache.remove(entry.digest)  # corrupt: never serve it again
+            what = "is corrupt"
+        else:
+            what = "is not in the cache"
+        if self.remote is None:
+            raise IntegrityError(f"blob {entry.digest} ({entry.path}) {what} and no remote is configured")
+        self._fetch(entry)
+        return True
+
+    def _fetch(self, entry: FileEntry) -> None:
+        assert self.remote is not None
+        remote = self.remote
+        if entry.chunks:
+            parts = hashing.parallel_map(lambda c: remote.download(c[1]), list(entry.chunks), self.jobs)
+            self.cache.assemble(iter(bytes(p) for p in parts), entry.digest, list(entry.chunks))  # type: ignore[arg-type]
+        else:
+            self.cache.add_bytes(remote.download(entry.digest), entry.digest)
+
+    # ---- push / pull ----
+
+    def _need_remote(self) -> DataRemote:
+        if self.remote is None:
+            raise InvalidInput("no remote: pass --remote URL or set ARSENALE_DATA_REMOTE", field="remote")
+        return self.remote
+
+    def _entries(self, targets: Iterable[str | os.PathLike[str]] | None) -> dict[str, FileEntry]:
+        out: dict[str, FileEntry] = {}
+        for m in self._selected(targets):
+            for e in self._load(m)[0].files:
+                out.setdefault(e.digest, e)
+        return out
+
+    def push(self, targets: Iterable[str | os.PathLike[str]] | None = None) -> TransferResult:
+        """Upload the blobs (chunks, for large files) the remote lacks, each whole and verified."""
+        remote = self._need_remote()
+        objects: dict[str, tuple[str, int, int]] = {}  # object digest -> (blob digest, offset, size)
+        for entry in self._entries(targets).values():
+            if entry.chunks:
+                for offset, size, digest in chunk_ranges(list(entry.chunks)):
+                    objects.setdefault(digest, (entry.digest, offset, size))
+            else:
+                objects.setdefault(entry.digest, (entry.digest, 0, entry.size))
+        there = remote.existing()
+        missing = [d for d in objects if d not in there]
+        result = TransferResult(remote=remote.url, objects=len(objects), already_there=len(objects) - len(missing))
+
+        def upload(digest: str) -> int:
+            blob, offset, size = objects[digest]
+            data = self.cache.read_range(blob, offset, size)
+            if len(data) != size or hashing.hash_bytes(data) != digest:
+                raise IntegrityError(f"cached blob {blob} is corrupt; not pushing it (re-add or pull the data)")
+            remote.upload(digest, data)
+            return size
+
+        for size in hashing.parallel_map(upload, missing, self.jobs or 8):
+            result.transferred += 1
+            result.bytes += int(size)  # type: ignore[call-overload]
+        return result
+
+    def pull(self, targets: Iterable[str | os.PathLike[str]] | None = None, *,
+             force: bool = False) -> TransferResult:
+        """Fetch the blobs the cache lacks from the remote, then check the working copy out."""
+        remote = self._need_remote()
+        entries = self._entries(targets)
+        missing = [e for e in entries.values() if not self.cache.has(e.digest)]
+        result = TransferResult(remote=remote.url, objects=len(entries), already_there=len(entries) - len(missing))
+        for e in missing:
+            self._fetch(e)
+            result.transferred += 1
+            result.bytes += e.size
+        self.checkout(targets, force=force)
+        return result
+
+    # ---- gc ----
+
+    def gc(self, *, dry_run: bool = False) -> GcResult:
+        """Remove cached blobs that no manifest under the root names; report the bytes freed.
+
+        A blob still hard-linked from a working file frees no space: it is
+        removed but counted as 0 bytes freed. An unreadable manifest stops gc
+        before anything is removed.
+        """
+        started = time.time_ns()
+        referenced: set[str] = set()
+        for m in self.manifests():
+            referenced |= self._load(m)[0].blob_digests()
+        result = GcResult(dry_run=dry_run)
+        for digest, st in self.cache.digests():
+            if digest in referenced or st.st_ctime_ns >= started:  # new since gc began: a concurrent add
+                result.kept += 1
+                continue
+            freed = st.st_size if st.st_nlink == 1 else 0
+            if not dry_run:
+                self.cache.remove(digest)
+            result.removed += 1
+            result.bytes_freed += freed
+            result.removed_digests.append(digest)
+        if not dry_run:
+            self._clean_tmp()
+        return result
+
+    def _clean_tmp(self) -> None:
+        tmp = self.cache.root / "tmp"
+        if not tmp.is_dir():
+            return
+        cutoff = time.time() - STALE_TMP_SECONDS
+        for e in os.scandir(tmp):
+            try:
+                if e.stat().st_mtime < cutoff:
+                    os.unlink(e.path)
+            except OSError:
+                pass
