@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from arsenale.cli.datawork import status_lines
+from arsenale.cli.datawork import workspace as _workspace
+
 if TYPE_CHECKING:
     from rich.console import Console
-
-    from arsenale.data.workspace import DataWorkspace
 
 app = typer.Typer(help="Version data files and folders: add, status, diff, checkout, push, pull, gc.",
                   no_args_is_help=True)
@@ -35,34 +35,6 @@ Link = Annotated[str | None, typer.Option(
          "(default reflink,copy; hardlink is faster but an in-place edit would change the cached copy).")]
 Targets = Annotated[list[str] | None, typer.Argument(
     metavar="[PATH]...", help="Tracked paths or their .ars manifests (default: every manifest in the project).")]
-
-
-def _home() -> Path:
-    home = os.environ.get("ARSENALE_HOME")
-    if home:
-        return Path(home).expanduser().resolve()
-    start = Path.cwd().resolve()
-    for folder in (start, *start.parents):
-        if (folder / ".arsenale").is_dir():
-            return folder / ".arsenale"
-    return start / ".arsenale"
-
-
-def _workspace(remote: str | None = None, link: str | None = None) -> "DataWorkspace":
-    from arsenale.data.cache import DEFAULT_LINK_MODES, LINK_MODES, DataCache
-    from arsenale.data.statcache import StatCache
-    from arsenale.data.workspace import DataWorkspace
-    from arsenale.errors import InvalidInput
-
-    modes = DEFAULT_LINK_MODES
-    if link:
-        modes = tuple(m.strip() for m in link.split(",") if m.strip())
-        unknown = [m for m in modes if m not in LINK_MODES]
-        if unknown or not modes:
-            raise InvalidInput(f"--link takes a comma-separated list of {', '.join(LINK_MODES)}", field="link")
-    home = _home()
-    return DataWorkspace(home.parent, DataCache(home / "cache", modes), remote or None,
-                         statcache=StatCache(home / "statcache.db"))
 
 
 def _console() -> "Console":
@@ -120,20 +92,8 @@ def status(targets: Targets = None, as_json: JsonFlag = False) -> None:
     if as_json:
         _json([r.to_dict() for r in reports])
         return
-    if not reports:
-        _print("nothing tracked here: `arsenale data add PATH` starts versioning a file or folder")
-        return
-    for r in reports:
-        if r.clean:
-            _print(f"{r.manifest}: up to date", "green")
-            continue
-        _print(f"{r.manifest}:", "bold")
-        if r.missing:
-            _print(f"  missing: {r.path}", "red")
-        for label, items, style in (("added", r.added, "green"), ("removed", r.removed, "red"),
-                                    ("modified", r.modified, "yellow")):
-            for p in items:
-                _print(f"  {label + ':':<10}{p}", style)
+    for text, style in status_lines(reports):
+        _print(text, style)
 
 
 @app.command("diff")
