@@ -3,12 +3,13 @@
 import arsenale as ars
 
 EXPECTED = {
-    "ActiveRun", "ArsenaleError", "BackendUnavailable", "Client", "Conflict", "Experiment", "Forbidden",
-    "IntegrityError", "InvalidFilter", "InvalidInput", "Metric", "MetricHistory", "ModelVersion", "NotFound",
-    "RegisteredModel", "Run", "RunInfo", "RunStatus", "Stage", "active_run", "end_run", "get_client",
+    "ActiveRun", "ArsenaleError", "BackendUnavailable", "Client", "Conflict", "Dataset", "Experiment",
+    "Forbidden", "IntegrityError", "InvalidFilter", "InvalidInput", "Metric", "MetricHistory", "ModelVersion",
+    "NotFound", "RegisteredModel", "Run", "RunInfo", "RunStatus", "Stage", "active_run", "end_run", "get_client",
     "load_model", "log_artifact", "log_artifacts", "log_dict", "log_figure", "log_metric", "log_metrics",
-    "log_model", "log_param", "log_params", "log_text", "register_model", "search_runs", "set_alias", "set_tag",
-    "set_tags", "start_run", "__version__",
+    "log_model", "log_param", "log_params", "log_text", "register_dataset", "register_model", "search_runs",
+    "set_alias", "set_tag", "set_tags", "start_run", "__version__",
+    "pipeline", "run_pipeline", "step",
 }
 
 

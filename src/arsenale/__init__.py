@@ -5,6 +5,8 @@
         ars.log_metric("loss", 0.3, step=1)
 """
 
+from typing import TYPE_CHECKING, Any
+
 from arsenale.errors import (
     ArsenaleError,
     BackendUnavailable,
@@ -15,29 +17,49 @@ from arsenale.errors import (
     InvalidInput,
     NotFound,
 )
-from arsenale.platform import Client
-from arsenale.registry.fluent import load_model, log_model, register_model, set_alias
-from arsenale.registry.models import ModelVersion, RegisteredModel, Stage
-from arsenale.tracking.fluent import (
-    ActiveRun,
-    active_run,
-    end_run,
-    get_client,
-    log_artifact,
-    log_artifacts,
-    log_dict,
-    log_figure,
-    log_metric,
-    log_metrics,
-    log_param,
-    log_params,
-    log_text,
-    search_runs,
-    set_tag,
-    set_tags,
-    start_run,
-)
-from arsenale.tracking.models import Experiment, Metric, MetricHistory, Run, RunInfo, RunStatus
+
+# Everything else is imported on first use (PEP 562), so that `import arsenale` — which every
+# `arsenale …` command and `arsenale.data` pays — stays cheap: the SDK's modules pull in
+# SQLAlchemy, pandas and scikit-learn. `from arsenale import X` and `ars.X` work as before.
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(("Dataset", "register_dataset"), "arsenale.data.fluent"),
+    **dict.fromkeys(("pipeline", "run_pipeline", "step"), "arsenale.pipelines"),
+    **dict.fromkeys(("Client",), "arsenale.platform"),
+    **dict.fromkeys(("load_model", "log_model", "register_model", "set_alias"), "arsenale.registry.fluent"),
+    **dict.fromkeys(("ModelVersion", "RegisteredModel", "Stage"), "arsenale.registry.models"),
+    **dict.fromkeys(("ActiveRun", "active_run", "end_run", "get_client", "log_artifact", "log_artifacts",
+                     "log_dict", "log_figure", "log_metric", "log_metrics", "log_param", "log_params",
+                     "log_text", "search_runs", "set_tag", "set_tags", "start_run"), "arsenale.tracking.fluent"),
+    **dict.fromkeys(("Experiment", "Metric", "MetricHistory", "Run", "RunInfo", "RunStatus"),
+                    "arsenale.tracking.models"),
+}
+
+if TYPE_CHECKING:
+    from arsenale.data.fluent import Dataset, register_dataset
+    from arsenale.pipelines import pipeline, run_pipeline, step
+    from arsenale.platform import Client
+    from arsenale.registry.fluent import load_model, log_model, register_model, set_alias
+    from arsenale.registry.models import ModelVersion, RegisteredModel, Stage
+    from arsenale.tracking.fluent import (
+        ActiveRun,
+        active_run,
+        end_run,
+        get_client,
+        log_artifact,
+        log_artifacts,
+        log_dict,
+        log_figure,
+        log_metric,
+        log_metrics,
+        log_param,
+        log_params,
+        log_text,
+        search_runs,
+        set_tag,
+        set_tags,
+        start_run,
+    )
+    from arsenale.tracking.models import Experiment, Metric, MetricHistory, Run, RunInfo, RunStatus
 
 __version__ = "0.1.0"
 
@@ -47,6 +69,7 @@ __all__ = [
     "BackendUnavailable",
     "Client",
     "Conflict",
+    "Dataset",
     "Experiment",
     "Forbidden",
     "IntegrityError",
@@ -75,11 +98,35 @@ __all__ = [
     "log_model",
     "log_params",
     "log_text",
+    "pipeline",
+    "register_dataset",
     "register_model",
+    "run_pipeline",
     "search_runs",
     "set_alias",
     "set_tag",
     "set_tags",
     "start_run",
+    "step",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    module = _LAZY.get(name)
+    if module is None:
+        try:  # a subpackage, e.g. `arsenale.tracking` after a bare `import arsenale`
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -1,6 +1,7 @@
-"""`make demo`: one model's life on the embedded store, so far: tracked, registered, promoted.
+"""`make demo`: one model's life on the embedded store, so far: data, tracked, registered, promoted.
 
-Three scikit-learn model families on the breast-cancer data that ships with
+A raw feed of the breast-cancer data that ships with scikit-learn is validated against a schema;
+broken rows are quarantined and the clean rows become a versioned dataset. Three scikit-learn model families on the breast-cancer data that ships with
 scikit-learn, a small hyperparameter sweep, 5-fold cross-validation logged per
 fold, boosting loss logged per stage, the fitted model (skops) and a ROC plot
 stored as artifacts. The two best runs are registered with their contract
@@ -17,6 +18,7 @@ import os
 import time
 from typing import Any
 
+DATASET = "breast-cancer"
 EXPERIMENT = "breast-cancer"
 MODEL = "breast-cancer-classifier"
 
@@ -58,19 +60,44 @@ def _roc_png(y_true: Any, scores: Any, title: str) -> bytes:
     return buf.getvalue()
 
 
+def _ingest(ars: Any) -> Any:
+    """Raw data → validated, versioned dataset: a hand-written schema gates the feed, broken rows are
+    quarantined with their reason, the clean rows are published as a version."""
+    from sklearn.datasets import load_breast_cancer
+
+    raw = load_breast_cancer(as_frame=True).frame
+    features = [c for c in raw.columns if c != "target"]
+    schema = {"columns": [{"name": c, "type": "float", "nullable": False, "min": 0.0} for c in features]
+              + [{"name": "target", "type": "int", "nullable": False, "categories": ["0", "1"]}],
+              "min_rows": 100}
+    feed = raw.copy()
+    # The feed arrives with a few broken rows, as feeds do: a sign flip, a missing value, a bad label.
+    feed.loc[7, "mean radius"] = -feed.loc[7, "mean radius"]
+    feed.loc[42, "mean texture"] = float("nan")
+    feed.loc[99, "target"] = 3
+    version = ars.register_dataset(DATASET, feed, schema=schema, policy="quarantine",
+                                   description="scikit-learn breast cancer, as delivered by the raw feed")
+    report = version.validation or {}
+    quarantined = ars.Dataset(DATASET, version=version.version).quarantined()
+    print(f"Dataset {version.uri}: {version.rows} rows published, {report.get('failing_rows', 0)} quarantined "
+          f"({'; '.join(sorted(set(quarantined['_reason'])))}), status {version.status.value}")
+    return version
+
+
 def run_demo(port: int = 5000) -> dict[str, Any]:
     import numpy as np
-    from sklearn.datasets import load_breast_cancer
     from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
     from sklearn.model_selection import StratifiedKFold, train_test_split
 
     import arsenale as ars
 
     started = time.perf_counter()
-    data = load_breast_cancer()
-    X_train, X_test, y_train, y_test = train_test_split(data.data, data.target, test_size=0.25,
-                                                        stratify=data.target, random_state=42)
-    print(f"Data: scikit-learn breast cancer, {len(X_train)} training rows, {len(X_test)} test rows, "
+    dataset = _ingest(ars)
+    frame = ars.Dataset(DATASET, version=dataset.version).to_pandas()
+    features = [c for c in frame.columns if c != "target"]
+    X_train, X_test, y_train, y_test = train_test_split(frame[features].to_numpy(), frame["target"].to_numpy(),
+                                                        test_size=0.25, stratify=frame["target"], random_state=42)
+    print(f"Training on {dataset.uri}: {len(X_train)} training rows, {len(X_test)} test rows, "
           f"{X_train.shape[1]} features")
     folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
     results = []
@@ -79,6 +106,7 @@ def run_demo(port: int = 5000) -> dict[str, Any]:
         for family, params in _sweep():
             label = family + "".join(f" {k}={v}" for k, v in params.items())
             with ars.start_run(run_name=label, nested=True, params={"model": family, **params}) as run:
+                ars.Dataset(DATASET, version=dataset.version).to_arrow()  # records the input: lineage
                 fold_auc = []
                 for fold, (tr, va) in enumerate(folds.split(X_train, y_train)):
                     m = _model(family, params).fit(X_train[tr], y_train[tr])
@@ -130,9 +158,9 @@ def run_demo(port: int = 5000) -> dict[str, Any]:
           f"v{challenger.version} @challenger")
     print(f"  loaded models:/{MODEL}@champion back (every file hash-verified): test roc auc "
           f"{served_auc:.4f}")
+    inputs = [f"dataset:{d['name']}@{d['version']}" for d in lineage.data if d.get("kind") == "dataset"]
     print(f"  lineage: v{champion.version} <- run {lineage.run['run_id'] if lineage.run else '?'} <- data "
-          f"{lineage.data[0]['fingerprint'][:12] if lineage.data else '?'} <- code "
-          f"{lineage.code.get('git_commit', 'no git')[:12]}")
+          f"{', '.join(inputs) or '?'} <- code {lineage.code.get('git_commit', 'outside git')[:12]}")
     print(f"Store: {client.uri}")
     print(f"Audit trail: {audit.checked} entries, chain {'intact' if audit.ok else 'BROKEN: ' + str(audit.problem)}")
     print()
@@ -145,7 +173,7 @@ def run_demo(port: int = 5000) -> dict[str, Any]:
     print(f"  .venv/bin/arsenale models lineage {MODEL} {champion.version}")
     print(f"  .venv/bin/arsenale models history {MODEL}")
     print("  .venv/bin/arsenale audit verify")
-    return {"parent_run_id": parent.run_id, "best_run_id": best.run_id, "runs": len(results),
+    return {"dataset_version": dataset.version, "parent_run_id": parent.run_id, "best_run_id": best.run_id, "runs": len(results),
             "champion": champion.version, "challenger": challenger.version, "served_auc": served_auc}
 
 

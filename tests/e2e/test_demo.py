@@ -26,7 +26,11 @@ def test_demo_tracks_a_real_sweep(capsys: pytest.CaptureFixture[str]) -> None:
     assert client.registry.resolve("models:/breast-cancer-classifier@challenger").version == out["challenger"]
     assert out["served_auc"] > 0.95
     assert champion.contract["inputs"]["columns"] and champion.contract["profile"]["rows"] > 0
-    assert client.registry.lineage("breast-cancer-classifier", champion.version).run["run_id"] == best.run_id
+    lineage = client.registry.lineage("breast-cancer-classifier", champion.version)
+    assert lineage.run["run_id"] == best.run_id
+    assert {"kind": "dataset", "name": "breast-cancer", "version": str(out["dataset_version"])} in lineage.data
+    published = ars.Dataset("breast-cancer", version=out["dataset_version"])
+    assert len(published.to_pandas()) == 566 and len(published.quarantined()) == 3
     assert client.tracking.read_artifact(best.run_id, "plots/roc.png").startswith(b"\x89PNG")
     assert len(client.tracking.get_metric_history(best.run_id, "cv_roc_auc").steps) == 5
     assert client.audit.verify().ok

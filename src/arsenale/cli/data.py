@@ -17,6 +17,7 @@ import typer
 
 from arsenale.cli.datawork import status_lines
 from arsenale.cli.datawork import workspace as _workspace
+from arsenale.units import human_size
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -57,14 +58,7 @@ def _json(obj: Any) -> None:
 
 
 def _size(n: int | None) -> str:
-    if n is None:
-        return "—"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"  # pragma: no cover
+    return human_size(n, missing="—")
 
 
 @app.command("add")

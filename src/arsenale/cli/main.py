@@ -1,6 +1,6 @@
 """The `arsenale` command: one Typer sub-app per component, errors mapped to exit codes in one place.
 
-    arsenale [--uri URI] experiments|runs|artifacts|models|audit|db ...
+    arsenale [--uri URI] experiments|runs|artifacts|models|datasets|data|audit|db ...
     arsenale server | ui | version
 
 An `ArsenaleError` never shows a traceback: its message goes to stderr as
@@ -17,19 +17,62 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from arsenale.cli import artifacts, audit, db, experiments, models, render, runs, server, use_uri
+from arsenale.cli import data, use_uri
 from arsenale.errors import ArsenaleError
 
 
+def _register(app: typer.Typer) -> None:
+    """Every sub-app but `data`. Imported on first use: they pull in SQLAlchemy, pandas and scikit-learn,
+    which `arsenale data status` (about 100 ms in all) must not pay for."""
+    from arsenale.cli import artifacts, audit, datasets, db, experiments, models, pipelines, runs, server
+
+    app.add_typer(experiments.app, name="experiments")
+    app.add_typer(runs.app, name="runs")
+    app.add_typer(artifacts.app, name="artifacts")
+    app.add_typer(models.app, name="models")
+    app.add_typer(datasets.app, name="datasets")
+    app.add_typer(audit.app, name="audit")
+    app.add_typer(db.app, name="db")
+    app.command("server")(server.server)
+    app.command("ui")(server.ui)
+    pipelines.register(app)  # `arsenale pipeline …` and `arsenale scheduler`
+
+
+_loaded: TyperGroup | None = None
+
+
+def _lazy_group() -> TyperGroup:
+    global _loaded
+    if _loaded is None:
+        lazy = typer.Typer(cls=TyperGroup)
+        _register(lazy)
+        group = typer.main.get_group(lazy)
+        assert isinstance(group, TyperGroup)
+        _loaded = group
+    return _loaded
+
+
 class _ArsenaleGroup(TyperGroup):
-    """The root group: turns an `ArsenaleError` from any command into a message and an exit code."""
+    """The root group: turns an `ArsenaleError` from any command into a message and an exit code.
+
+    Commands registered on `app` below are loaded eagerly; the others come from `_register` on first use.
+    """
 
     def invoke(self, ctx: Any) -> Any:  # typer.Context; typer vendors its own click
         try:
             return super().invoke(ctx)
         except ArsenaleError as exc:
+            from arsenale.cli import render
+
             render.print_error(exc.message)
             raise typer.Exit(exc.exit_code) from None
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        lazy = _lazy_group().list_commands(ctx)
+        return [*lazy, *(name for name in super().list_commands(ctx) if name not in lazy)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        return super().get_command(ctx, cmd_name) or _lazy_group().get_command(ctx, cmd_name)
 
 
 app = typer.Typer(
@@ -39,14 +82,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
-app.add_typer(experiments.app, name="experiments")
-app.add_typer(runs.app, name="runs")
-app.add_typer(artifacts.app, name="artifacts")
-app.add_typer(models.app, name="models")
-app.add_typer(audit.app, name="audit")
-app.add_typer(db.app, name="db")
-app.command("server")(server.server)
-app.command("ui")(server.ui)
+app.add_typer(data.app, name="data")
 
 
 @app.callback()
@@ -71,6 +107,8 @@ def main() -> None:
     try:
         app()
     except ArsenaleError as exc:  # raised outside a command, e.g. while parsing
+        from arsenale.cli import render
+
         render.print_error(exc.message)
         sys.exit(exc.exit_code)
     except BrokenPipeError:  # `arsenale runs list x --json | head`: the reader left; not an error of ours

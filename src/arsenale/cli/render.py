@@ -22,6 +22,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from arsenale.units import human_size
+
 MISSING = "—"
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
@@ -100,15 +102,7 @@ def number(value: float | None) -> str:
 
 
 def size(n: int | None) -> str:
-    if n is None:
-        return ""
-    step = 1024.0
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < step or unit == "TiB":
-            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= step
-    return f"{n} B"  # pragma: no cover
+    return human_size(n)
 
 
 def cell(value: Any, style: str = "") -> Text:

@@ -207,16 +207,7 @@ class TrackingClient:
 
         One request per file: unlike the embedded store, a folder is not stored all or nothing."""
         check_run_id(run_id)
-        base = artifact_paths.check_artifact_path(artifact_path, "artifact_path", allow_root=True)
-        src = Path(local_path)
-        if src.is_dir():
-            files = [(f, artifact_paths.join(base, src.name, f.relative_to(src).as_posix()))
-                     for f in sorted(src.rglob("*")) if f.is_file()]
-        elif src.is_file():
-            files = [(src, artifact_paths.join(base, src.name))]
-        else:
-            raise NotFound(f"no such file or folder: {src}", field="local_path")
-        checked = [(f, artifact_paths.check_artifact_path(rel)) for f, rel in files]  # all before any upload
+        checked = artifact_paths.files_to_log(local_path, artifact_path)  # all checked before any upload
         out = []
         for f, rel in checked:
             with open(f, "rb") as data:

@@ -35,6 +35,7 @@ from arsenale.tracking.models import Run
 from arsenale.tracking.search import OrderKey, parse_order_by
 from arsenale.tracking.service import TrackingAPI
 from arsenale.tracking.source import TAG_PREFIX as SOURCE_TAG_PREFIX
+from arsenale.units import human_size
 
 __all__ = ["install"]
 
@@ -94,14 +95,7 @@ def fmt_value(v: Any) -> str:
 
 
 def fmt_size(n: int | None) -> str:
-    if n is None:
-        return ""
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GB"  # pragma: no cover
+    return human_size(n)
 
 
 def query(**params: Any) -> str:
@@ -430,3 +424,5 @@ def install(app: FastAPI) -> None:
     app.include_router(router)
     from arsenale.server import dashboard_registry  # the model registry's pages; imported here, it imports us
     dashboard_registry.install(app)
+    from arsenale.server import dashboard_pipelines  # the pipelines' pages, likewise
+    dashboard_pipelines.install(app)

@@ -310,3 +310,69 @@ run_inputs = Table(
     Column("creation_time", BigInteger, nullable=False),
     Index("ix_run_inputs_dataset", "name", "version"),
 )
+
+# ---- pipelines -----------------------------------------------------------------------------
+
+pipeline_runs = Table(
+    "pipeline_runs",
+    metadata,
+    Column("pipeline_run_id", String(32), primary_key=True),
+    Column("name", String(MAX_NAME), nullable=False),
+    Column("ref", String(MAX_PATH), nullable=False),
+    Column("executor", String(MAX_NAME), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("params", Text, nullable=False),
+    Column("trigger", String(MAX_PATH), nullable=True),
+    Column("run_id", String(32), nullable=True),
+    Column("start_time", BigInteger, nullable=False),
+    Column("end_time", BigInteger, nullable=True),
+    Index("ix_pipeline_runs_name_start", "name", "start_time"),
+    Index("ix_pipeline_runs_start", "start_time"),
+)
+
+# One row per step of a pipeline run. A row with status succeeded and an output digest is also the
+# step cache's entry for its cache_key; failed attempts never carry an output, so they cannot poison it.
+step_runs = Table(
+    "step_runs",
+    metadata,
+    Column("pipeline_run_id", String(32), ForeignKey("pipeline_runs.pipeline_run_id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("name", String(MAX_NAME), primary_key=True),
+    Column("step_ref", String(MAX_PATH), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("layer", Integer, nullable=False),
+    Column("upstream", Text, nullable=False),
+    Column("cache_key", String(64), nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("start_time", BigInteger, nullable=True),
+    Column("end_time", BigInteger, nullable=True),
+    Column("output_digest", String(64), nullable=True),
+    Column("output_format", String(32), nullable=True),
+    Column("output_size", BigInteger, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("run_id", String(32), nullable=True),
+    Column("cached_from", String(32), nullable=True),
+    Index("ix_step_runs_cache", "cache_key", "status"),
+)
+
+# Cron and dataset-version triggers. A scheduler claims a due schedule by moving next_run_time (or
+# last_dataset_version) forward and taking the lease in one conditional UPDATE, so a tick runs once.
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("schedule_id", String(32), primary_key=True),
+    Column("pipeline_ref", String(MAX_PATH), nullable=False),
+    Column("cron", String(MAX_NAME), nullable=True),
+    Column("params", Text, nullable=False),
+    Column("executor", String(MAX_NAME), nullable=False),
+    Column("trigger_dataset", String(MAX_NAME), nullable=True),
+    Column("last_dataset_version", Integer, nullable=True),
+    Column("next_run_time", BigInteger, nullable=True),
+    Column("last_run_time", BigInteger, nullable=True),
+    Column("last_pipeline_run_id", String(32), nullable=True),
+    Column("lease_owner", String(MAX_NAME), nullable=True),
+    Column("lease_until", BigInteger, nullable=False, server_default="0"),
+    Column("enabled", Boolean, nullable=False),
+    Column("creation_time", BigInteger, nullable=False),
+    Index("ix_schedules_due", "enabled", "next_run_time"),
+)

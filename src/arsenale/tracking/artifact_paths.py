@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import posixpath
+from pathlib import Path
 from typing import Any
 
-from arsenale.errors import InvalidInput
+from arsenale.errors import InvalidInput, NotFound
 from arsenale.store.tables import MAX_PATH
 
 
@@ -36,3 +37,18 @@ def check_artifact_path(value: Any, field: str = "path", *, allow_root: bool = F
 
 def join(*parts: str) -> str:
     return "/".join(p.strip("/") for p in parts if p and p.strip("/"))
+
+
+def files_to_log(local_path: str | Path, artifact_path: str | None) -> list[tuple[Path, str]]:
+    """(local file, checked artifact path) for a file, or for every file of a folder's tree kept under
+    the folder's name; every path is checked before anything is uploaded."""
+    base = check_artifact_path(artifact_path, "artifact_path", allow_root=True)
+    src = Path(local_path)
+    if src.is_dir():
+        files = [(f, join(base, src.name, f.relative_to(src).as_posix()))
+                 for f in sorted(src.rglob("*")) if f.is_file()]
+    elif src.is_file():
+        files = [(src, join(base, src.name))]
+    else:
+        raise NotFound(f"no such file or folder: {src}", field="local_path")
+    return [(f, check_artifact_path(rel)) for f, rel in files]

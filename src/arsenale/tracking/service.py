@@ -243,19 +243,10 @@ class TrackingService:
                      artifact_path: str | None = None) -> list[ArtifactInfo]:
         """A file, or a folder's whole tree, stored under `artifact_path` in the run."""
         check_run_id(run_id)
-        base = artifact_paths.check_artifact_path(artifact_path, "artifact_path", allow_root=True)
-        src = Path(local_path)
-        if src.is_dir():
-            files = [(f, artifact_paths.join(base, src.name, f.relative_to(src).as_posix()))
-                     for f in sorted(src.rglob("*")) if f.is_file()]
-        elif src.is_file():
-            files = [(src, artifact_paths.join(base, src.name))]
-        else:
-            raise NotFound(f"no such file or folder: {src}", field="local_path")
+        files = artifact_paths.files_to_log(local_path, artifact_path)
         self.store.get_run(run_id)  # fail before uploading anything
         entries = []
         for f, rel in files:
-            rel = artifact_paths.check_artifact_path(rel)
             digest, size = self.blobs.put_file(f)
             entries.append((rel, digest, size))
         if entries:

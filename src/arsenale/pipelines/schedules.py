@@ -1,0 +1,160 @@
+"""Schedules: run a pipeline on a cron tick or when a dataset gets a new version, once per trigger.
+
+    ars.pipelines.schedules.schedule("flows.fraud:fraud_training", "0 3 * * *", on_dataset="transactions")
+    Scheduler().tick()              # run what is due now; `arsenale scheduler` loops over this
+
+Any number of schedulers may tick the same store. Each claims a due schedule with one conditional UPDATE that
+takes a lease and moves the trigger forward (the next cron time, or the dataset version seen), so exactly one
+of them runs a given tick; the lease is released when the run ends. A scheduler that dies mid-run leaves the
+lease to expire: that tick is not run again (at most once), the next one is.
+
+Missed ticks are not back-filled: after downtime a schedule runs once and moves to its next time after now.
+Dataset triggers read the data component's `dataset_versions` table when it exists, and are skipped otherwise.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import socket
+import sys
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from arsenale.errors import ArsenaleError, InvalidInput
+from arsenale.pipelines.models import Schedule
+from arsenale.pipelines.service import PipelineService
+from arsenale.pipelines.steps import Pipeline
+from arsenale.tracking.models import now_ms
+
+__all__ = ["Scheduler", "TickResult", "load_pipeline", "next_tick", "schedule"]
+
+DEFAULT_LEASE_SECONDS = 6 * 3600
+
+
+def check_ref(ref: str) -> tuple[str, str]:
+    """`module:function` split in two, or `InvalidInput`."""
+    if not isinstance(ref, str) or ref.count(":") != 1:
+        raise InvalidInput(f"a pipeline is named MODULE:FUNCTION (e.g. flows.fraud:fraud_training), got {ref!r}",
+                           field="pipeline_ref")
+    module, qualname = (p.strip() for p in ref.split(":"))
+    if not module or not qualname or not all(part.isidentifier() for part in module.split(".") + qualname.split(".")):
+        raise InvalidInput(f"a pipeline is named MODULE:FUNCTION (e.g. flows.fraud:fraud_training), got {ref!r}",
+                           field="pipeline_ref")
+    return module, qualname
+
+
+def load_pipeline(ref: str) -> Pipeline:
+    """Import the `@pipeline` that `module:function` names (the working directory is importable, as in
+    `python -m`)."""
+    module, qualname = check_ref(ref)
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        obj: Any = importlib.import_module(module)
+    except ImportError as exc:
+        raise InvalidInput(f"cannot import module {module!r}: {exc}", field="pipeline_ref") from None
+    for part in qualname.split("."):
+        if not hasattr(obj, part):
+            raise InvalidInput(f"module {module!r} has no {qualname!r}", field="pipeline_ref")
+        obj = getattr(obj, part)
+    if not isinstance(obj, Pipeline):
+        raise InvalidInput(f"{ref} is not a pipeline: decorate it with @ars.pipeline", field="pipeline_ref")
+    return obj
+
+
+def next_tick(cron: str, after_ms: int) -> int:
+    """The first time matching `cron` (UTC) strictly after `after_ms`, in epoch milliseconds."""
+    from croniter import croniter
+
+    if not isinstance(cron, str) or not croniter.is_valid(cron):
+        raise InvalidInput(f"not a cron expression: {cron!r} (e.g. \"0 3 * * *\")", field="cron")
+    base = datetime.fromtimestamp(after_ms / 1000, tz=UTC)
+    nxt = croniter(cron, base).get_next(datetime)
+    return int(nxt.timestamp() * 1000)
+
+
+def _service(client: Any = None) -> PipelineService:
+    if client is None:
+        from arsenale.tracking.fluent import get_client
+
+        client = get_client()
+    return PipelineService.from_client(client)
+
+
+def schedule(pipeline_ref: str, cron: str | None = None, *, on_dataset: str | None = None,
+             params: dict[str, Any] | None = None, executor: str = "local", client: Any = None) -> Schedule:
+    """Run `module:function` on `cron` (UTC), and/or whenever dataset `on_dataset` gets a new version."""
+    if cron is not None:
+        next_tick(cron, now_ms())  # validate before storing
+    return _service(client).create_schedule(pipeline_ref, cron, params=params, executor=executor,
+                                            trigger_dataset=on_dataset)
+
+
+@dataclass(frozen=True)
+class TickResult:
+    schedule_id: str
+    pipeline_ref: str
+    trigger: str
+    pipeline_run_id: str | None
+    status: str  # the pipeline run's status, or "error"
+    error: str | None = None
+
+
+class Scheduler:
+    """Runs due schedules; safe to run in several processes or machines against one store."""
+
+    def __init__(self, service: PipelineService | None = None, *, client: Any = None, owner: str | None = None,
+                 lease_seconds: float = DEFAULT_LEASE_SECONDS) -> None:
+        self.service = service or _service(client)
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease_ms = int(lease_seconds * 1000)
+
+    def tick(self, now: int | datetime | None = None) -> list[TickResult]:
+        """Claim and run every schedule due at `now` (epoch ms or datetime; default: the clock)."""
+        at = now_ms() if now is None else (int(now.timestamp() * 1000) if isinstance(now, datetime) else int(now))
+        store = self.service.store
+        results = []
+        for s in store.due_schedules(at):
+            if s["cron"] and s["next_run_time"] is not None and s["next_run_time"] <= at:
+                claimed = store.claim_cron(s["schedule_id"], s["next_run_time"], next_tick(s["cron"], at),
+                                           self.owner, at, at + self.lease_ms)
+                if claimed is not None:
+                    when = datetime.fromtimestamp(s["next_run_time"] / 1000, tz=UTC).isoformat()
+                    results.append(self._run(claimed, f"cron:{s['cron']}@{when}"))
+            if s["trigger_dataset"]:
+                version = store.latest_dataset_version(s["trigger_dataset"])
+                seen = s["last_dataset_version"]
+                if version is not None and (seen is None or version > seen):
+                    claimed = store.claim_dataset(s["schedule_id"], seen, version, self.owner, at,
+                                                  at + self.lease_ms)
+                    if claimed is not None:
+                        results.append(self._run(claimed, f"dataset:{s['trigger_dataset']}@{version}"))
+        return results
+
+    def _run(self, s: dict[str, Any], trigger: str) -> TickResult:
+        from arsenale.pipelines.runner import run_pipeline
+
+        run_id = None
+        try:
+            pipeline = load_pipeline(s["pipeline_ref"])
+            run = run_pipeline(pipeline, s["executor"], s["params"], service=self.service, trigger=trigger)
+            run_id = run.pipeline_run_id
+            return TickResult(s["schedule_id"], s["pipeline_ref"], trigger, run_id, run.status.value)
+        except (ArsenaleError, Exception) as exc:  # noqa: BLE001 - one bad schedule must not stop the others
+            msg = exc.message if isinstance(exc, ArsenaleError) else f"{type(exc).__name__}: {exc}"
+            return TickResult(s["schedule_id"], s["pipeline_ref"], trigger, run_id, "error", msg)
+        finally:
+            self.service.store.release(s["schedule_id"], self.owner,
+                                       {"last_run_time": now_ms(), "last_pipeline_run_id": run_id})
+
+    def run_forever(self, interval: float = 30.0, stop: threading.Event | None = None) -> None:
+        """Tick every `interval` seconds until `stop` is set."""
+        stop = stop or threading.Event()
+        while not stop.is_set():
+            self.tick()
+            stop.wait(interval)
