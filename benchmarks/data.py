@@ -11,7 +11,7 @@ Other options: --sides dvc,arsenale (one side only), --only add_big,add_many,sta
 What it does:
 
 * DVC runs from benchmarks/.venv-dvc (created on first use with `pip install dvc==3.67.*`)
-  as `.venv-dvc/bin/dvc …`; Arsenale as `sys.executable -m arsenale.cli.main data …`
+  as `.venv-dvc/bin/dvc …`; Arsenale as `sys.executable -m arsenale.cli.entry data …`
   (what the `arsenale` console script runs). Each command is a fresh process and
   is timed whole, Python start included, as a user would see it.
 * Every measurement gets a fresh temporary folder: `dvc init --no-scm` on one
@@ -139,7 +139,7 @@ class Arsenale(Side):
         (self.work / ".arsenale").mkdir()
 
     def cmd(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "arsenale.cli.main", "data", *args]
+        return [sys.executable, "-m", "arsenale.cli.entry", "data", *args]
 
 
 def measure(side: Side, op: str, args: argparse.Namespace, big: Path | None) -> dict[str, object]:

@@ -129,6 +129,14 @@ def run_demo(port: int = 5000) -> dict[str, Any]:
                 results.append((metrics["cv_roc_auc_mean"], metrics["test_roc_auc"], label, run.run_id))
                 print(f"  run {run.run_id[:8]}  {label:<48} cv auc {metrics['cv_roc_auc_mean']:.4f}  "
                       f"test auc {metrics['test_roc_auc']:.4f}")
+    # The same training as a pipeline of cached steps: the second run finds every step in the cache.
+    from arsenale.demo_pipeline import retraining
+
+    first = ars.run_pipeline(retraining, params={"dataset": DATASET, "version": dataset.version, "C": 0.1})
+    again = ars.run_pipeline(retraining, params={"dataset": DATASET, "version": dataset.version, "C": 0.1})
+    print(f"Pipeline retraining: {len(first.succeeded) + len(first.cached)} steps "
+          f"({first.status.value}); re-run with nothing changed: {len(again.cached)} cached, "
+          f"{len(again.succeeded)} executed; train roc auc {again.output('evaluate')['train_roc_auc']:.4f}")
     ranked = ars.search_runs(EXPERIMENT, filter=f"attributes.parent_run_id = '{parent.run_id}'",
                              order_by=["metrics.cv_roc_auc_mean DESC"], max_results=2)
     best, runner_up = ranked[0], ranked[1]
@@ -170,10 +178,11 @@ def run_demo(port: int = 5000) -> dict[str, Any]:
     print(f"  .venv/bin/arsenale runs list {EXPERIMENT} --order-by 'metrics.cv_roc_auc_mean DESC'")
     print(f"  .venv/bin/arsenale runs show {best.run_id}")
     print(f"  model in the dashboard:     http://127.0.0.1:{port}/models/{MODEL}")
+    print(f"  pipeline runs:              http://127.0.0.1:{port}/pipelines")
     print(f"  .venv/bin/arsenale models lineage {MODEL} {champion.version}")
     print(f"  .venv/bin/arsenale models history {MODEL}")
     print("  .venv/bin/arsenale audit verify")
-    return {"dataset_version": dataset.version, "parent_run_id": parent.run_id, "best_run_id": best.run_id, "runs": len(results),
+    return {"dataset_version": dataset.version, "pipeline_cached": len(again.cached), "parent_run_id": parent.run_id, "best_run_id": best.run_id, "runs": len(results),
             "champion": champion.version, "challenger": challenger.version, "served_auc": served_auc}
 
 

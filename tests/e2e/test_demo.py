@@ -31,6 +31,7 @@ def test_demo_tracks_a_real_sweep(capsys: pytest.CaptureFixture[str]) -> None:
     assert {"kind": "dataset", "name": "breast-cancer", "version": str(out["dataset_version"])} in lineage.data
     published = ars.Dataset("breast-cancer", version=out["dataset_version"])
     assert len(published.to_pandas()) == 566 and len(published.quarantined()) == 3
+    assert out["pipeline_cached"] == 4  # the re-run of the retraining pipeline executed nothing
     assert client.tracking.read_artifact(best.run_id, "plots/roc.png").startswith(b"\x89PNG")
     assert len(client.tracking.get_metric_history(best.run_id, "cv_roc_auc").steps) == 5
     assert client.audit.verify().ok

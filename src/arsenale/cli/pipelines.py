@@ -24,7 +24,8 @@ app = typer.Typer(help="Run, inspect and schedule pipelines.", no_args_is_help=T
 
 Ref = Annotated[str, typer.Argument(metavar="MODULE:FUNCTION", help="The @pipeline, e.g. flows.fraud:training.")]
 Params = Annotated[list[str] | None, typer.Option("--param", help="KEY=VALUE (JSON or text); repeat for more.")]
-ExecutorOpt = Annotated[str, typer.Option("--executor", help="local, ray, or ray://host:port.")]
+ExecutorOpt = Annotated[str | None, typer.Option(
+    "--executor", help="local, ray, or ray://host:port (default: ARSENALE_EXECUTOR, else local).")]
 
 STATUS_STYLE = {"succeeded": "green", "cached": "cyan", "failed": "red", "not_run": "dim", "running": "yellow",
                 "pending": "dim"}
@@ -68,7 +69,7 @@ def _steps_table(run: PipelineRun) -> Any:
 
 
 @app.command("run")
-def run(ref: Ref, executor: ExecutorOpt = "local", param: Params = None, as_json: render.JsonFlag = False) -> None:
+def run(ref: Ref, executor: ExecutorOpt = None, param: Params = None, as_json: render.JsonFlag = False) -> None:
     """Run a pipeline now and print its report."""
     from arsenale.pipelines.runner import run_pipeline
     from arsenale.pipelines.schedules import load_pipeline

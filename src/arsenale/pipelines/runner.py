@@ -32,7 +32,7 @@ __all__ = ["run_pipeline"]
 log = logging.getLogger("arsenale.pipelines")
 
 
-def run_pipeline(pipeline: Pipeline, executor: str | Executor | None = "local",
+def run_pipeline(pipeline: Pipeline, executor: str | Executor | None = None,
                  params: Mapping[str, Any] | None = None, *, client: Any = None, max_workers: int | None = None,
                  trigger: str | None = None, service: PipelineService | None = None) -> PipelineRun:
     """Run `pipeline` and return its `PipelineRun` (a failed step does not raise: see `run.status`)."""
