@@ -1,13 +1,13 @@
-"""`make demo`: one model's life on the embedded store, so far: data, tracked, registered, promoted.
+"""`make demo`: one model's life on the embedded store, so far: data, pipeline, tracking, registry.
 
 A raw feed of the breast-cancer data that ships with scikit-learn is validated against a schema;
-broken rows are quarantined and the clean rows become a versioned dataset. Three scikit-learn model families on the breast-cancer data that ships with
-scikit-learn, a small hyperparameter sweep, 5-fold cross-validation logged per
-fold, boosting loss logged per stage, the fitted model (skops) and a ROC plot
-stored as artifacts. The two best runs are registered with their contract
-(schema, reference profile, metrics) and lineage; the better one becomes
-`@champion`, the other `@challenger`; the champion is loaded back by URI and
-scored. It ends by printing what happened and where to look.
+broken rows are quarantined and the clean rows become a versioned dataset. A retraining pipeline of
+cached steps runs on it twice (the second run executes nothing). Three scikit-learn model families
+are swept on the dataset version: 5-fold cross-validation logged per fold, boosting loss per stage,
+the fitted model (skops, with its contract) and a ROC plot stored as artifacts. The two best runs
+are registered with their contract and lineage; the better one becomes `@champion` (Production),
+the other `@challenger`; the champion is loaded back by URI and scored. It ends by printing what
+happened and where to look.
 """
 
 from __future__ import annotations
@@ -182,7 +182,8 @@ def run_demo(port: int = 5000) -> dict[str, Any]:
     print(f"  .venv/bin/arsenale models lineage {MODEL} {champion.version}")
     print(f"  .venv/bin/arsenale models history {MODEL}")
     print("  .venv/bin/arsenale audit verify")
-    return {"dataset_version": dataset.version, "pipeline_cached": len(again.cached), "parent_run_id": parent.run_id, "best_run_id": best.run_id, "runs": len(results),
+    return {"dataset_version": dataset.version, "pipeline_cached": len(again.cached),
+            "parent_run_id": parent.run_id, "best_run_id": best.run_id, "runs": len(results),
             "champion": champion.version, "challenger": challenger.version, "served_auc": served_auc}
 
 
