@@ -26,7 +26,6 @@ from sqlalchemy import (
     and_,
     case,
     collate,
-    exists,
     false,
     func,
     literal,
@@ -139,24 +138,29 @@ def compile_filter(expr: Expr | None) -> ColumnElement[bool]:
 def _metric(c: Comparison) -> ColumnElement[bool]:
     """A metric's latest value; NaN (stored as is_nan) is unequal to everything and unordered."""
     lm = latest_metrics
-    present = [lm.c.run_id == runs.c.run_id, lm.c.key == c.key]
     if c.op in ("is null", "is not null"):
-        return _presence(present, c.op)
+        return _presence(lm, c.key, c.op)
     if c.op == "!=":
         test = or_(lm.c.is_nan, lm.c.value != _number(c.value))
     elif c.op == "not in":
         test = or_(lm.c.is_nan, lm.c.value.not_in([_number(v) for v in _values(c)]))
     else:
         test = and_(lm.c.is_nan == false(), _compare(lm.c.value, c, numeric=True))
-    return exists().where(*present, test).correlate(runs)
+    return _runs_with(lm, c.key, test)
 
 
 def _key_value(table: Any, c: Comparison) -> ColumnElement[bool]:
     """A param or tag; like MLflow, `!=` and `not in` match only runs that have the key."""
-    present = [table.c.run_id == runs.c.run_id, table.c.key == c.key]
     if c.op in ("is null", "is not null"):
-        return _presence(present, c.op)
-    return exists().where(*present, _compare(table.c.value, c, numeric=False)).correlate(runs)
+        return _presence(table, c.key, c.op)
+    return _runs_with(table, c.key, _compare(table.c.value, c, numeric=False))
+
+
+def _runs_with(table: Any, key: str, test: ColumnElement[bool] | None = None) -> ColumnElement[bool]:
+    """run_id IN (runs whose `key` passes `test`): an uncorrelated subquery the database evaluates once,
+    through the (key, value) index, instead of one correlated lookup per candidate run."""
+    q = select(table.c.run_id).where(table.c.key == key)
+    return runs.c.run_id.in_(q if test is None else q.where(test))
 
 
 def _attribute(c: Comparison) -> ColumnElement[bool]:
@@ -170,8 +174,8 @@ def _attribute(c: Comparison) -> ColumnElement[bool]:
     return _compare(column, c, numeric=ATTRIBUTES[c.key] == "number")
 
 
-def _presence(present: list[ColumnElement[bool]], op: str) -> ColumnElement[bool]:
-    found = exists().where(*present).correlate(runs)
+def _presence(table: Any, key: str, op: str) -> ColumnElement[bool]:
+    found = _runs_with(table, key)
     return not_(found) if op == "is null" else found
 
 
