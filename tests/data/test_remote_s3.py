@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from arsenale.data.cache import DataRemote
+from tests.conftest import S3_OPTIONS
 from tests.data.conftest import make_workspace, write_tree
-from tests.store.test_artifacts import S3_OPTIONS, s3_endpoint  # noqa: F401  (session fixture)
 
 
 @pytest.mark.s3
-def test_push_and_pull_through_s3(s3_endpoint: str, tmp_path: Path) -> None:  # noqa: F811
+def test_push_and_pull_through_s3(s3_endpoint: str, tmp_path: Path) -> None:
     import s3fs
 
     bucket = f"d{uuid.uuid4().hex[:16]}"

