@@ -52,6 +52,8 @@ def _sqlite_engine(url: str) -> Engine:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA mmap_size=268435456")  # reads straight from the page cache, no read() per page
+        cur.execute("PRAGMA cache_size=-65536")  # 64 MiB of pages per connection instead of 8
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()

@@ -75,6 +75,47 @@ def chunk_points(points: Sequence[tuple[str, float, int, int]]) -> list[tuple[st
     return out
 
 
+def _data_objects(pg: bool) -> tuple[Any, Any, Any]:
+    """Each run's params, tags and latest metrics as JSON objects built by the database, correlated to
+    `runs`: a search page costs a few statements and parses instead of key/value rows by the thousand."""
+    agg = func.json_object_agg if pg else func.json_group_object
+    # Exact text for floats: PostgreSQL's float8 text is shortest-exact; SQLite's JSON keeps only 15 digits,
+    # so it gets 17 significant digits through printf. Non-finite values travel as strings because SQLite's
+    # JSON writes infinity in a form JSON parsers refuse.
+    v = latest_metrics.c.value
+    metric_value = case((latest_metrics.c.is_nan, literal("NaN")), (v == math.inf, literal("Infinity")),
+                        (v == -math.inf, literal("-Infinity")),
+                        else_=v.cast(Text) if pg else func.printf("%!.17g", v))
+
+    def obj(table: Any, value: Any) -> Any:
+        sub = select(agg(table.c.key, value)).where(table.c.run_id == runs.c.run_id).scalar_subquery()
+        return func.coalesce(sub, literal_column("'{}'::json")) if pg else func.json(func.coalesce(sub, "{}"))
+
+    return obj(params, params.c.value), obj(tags, tags.c.value), obj(latest_metrics, metric_value)
+
+
+def _run_json() -> Any:
+    """SQLite: one run as the JSON document `Run` validates (info and data)."""
+    p, t, m = _data_objects(False)
+    c = runs.c
+    info = func.json_object("run_id", c.run_id, "experiment_id", c.experiment_id.cast(Text), "run_name", c.name,
+                            "status", c.status, "start_time", c.start_time, "end_time", c.end_time,
+                            "parent_run_id", c.parent_run_id, "user_id", c.user_id,
+                            "lifecycle_stage", c.lifecycle_stage)
+    return func.json_object("info", info, "data", func.json_object("params", p, "tags", t, "metrics", m))
+
+
+def _run_dict(row: Sequence[Any], p: Any, t: Any, m: Any) -> dict[str, Any]:
+    rid, exp, name, status, start, end, parent, user, stage = row
+    loads = json.loads
+    return {"info": {"run_id": rid, "experiment_id": str(exp), "run_name": name, "status": status,
+                     "start_time": start, "end_time": end, "parent_run_id": parent, "user_id": user,
+                     "lifecycle_stage": stage},
+            "data": {"params": (loads(p) if isinstance(p, str) else p) or {},
+                     "tags": (loads(t) if isinstance(t, str) else t) or {},
+                     "metrics": (loads(m) if isinstance(m, str) else m) or {}}}
+
+
 def downsample(steps: Any, values: Any, stamps: Any, max_points: int) -> dict[str, list[Any]]:
     """Equal-width step buckets; each keeps its first step, mean, min and max, so spikes survive."""
     lo, hi = int(steps[0]), int(steps[-1])
@@ -334,52 +375,32 @@ class SqlTrackingStore:
     def search_runs(self, experiment_ids: Sequence[int], expr: Any, order_keys: Sequence[Any], view: str,
                     offset: int, limit: int) -> tuple[list[dict[str, Any]], bool]:
         """One page of runs matching a parsed filter (see arsenale.tracking.search)."""
-        q = select(runs).where(runs.c.experiment_id.in_(list(experiment_ids)))
-        if view != "all":
-            q = q.where(runs.c.lifecycle_stage == view)
-        if expr is not None:
-            q = q.where(compile_filter(expr))
-        q = q.order_by(*order_by_clauses(list(order_keys))).offset(offset).limit(limit + 1)
         with read(self.engine) as conn:
-            rows = conn.execute(q).all()
+            pg = conn.dialect.name == "postgresql"
+            # In the default order SQLite walks an index and builds the select list only for the rows it
+            # returns, so each run's params, tags and metrics come in the same statement. Elsewhere (a sort,
+            # or PostgreSQL, which projects the rows an OFFSET skips) they come in a second statement.
+            inline = not order_keys and not pg
+            q = select(_run_json()) if inline else select(runs)
+            q = q.where(runs.c.experiment_id.in_(list(experiment_ids)))
+            if view != "all":
+                q = q.where(runs.c.lifecycle_stage == view)
+            if expr is not None:
+                q = q.where(compile_filter(expr))
+            q = q.order_by(*order_by_clauses(list(order_keys))).offset(offset).limit(limit + 1)
+            rows = conn.execute(q).all()[:limit + 1]
             more = len(rows) > limit
-            return self._page_runs(conn, rows[:limit]), more
-
-    def _page_runs(self, conn: Connection, rows: Sequence[Any]) -> list[dict[str, Any]]:
-        """Like `get_runs`, but the database builds one JSON document per 1,000 runs mapping each run to
-        its params, tags and metrics: a search page costs one row and one parse instead of three
-        key/value result sets of thousands of rows."""
-        if not rows:
-            return []
-        pg = conn.dialect.name == "postgresql"
-        agg = func.json_object_agg if pg else func.json_group_object
-        # Exact text for floats: PostgreSQL's float8 text is shortest-exact; SQLite's JSON keeps only 15
-        # digits, so it gets 17 significant digits through printf. Non-finite values travel as strings
-        # because SQLite's JSON writes infinity in a form JSON parsers refuse.
-        v = latest_metrics.c.value
-        metric_value = case((latest_metrics.c.is_nan, literal("NaN")), (v == math.inf, literal("Infinity")),
-                            (v == -math.inf, literal("-Infinity")),
-                            else_=v.cast(Text) if pg else func.printf("%!.17g", v))
-
-        def obj(table: Any, value: Any) -> Any:
-            sub = select(agg(table.c.key, value)).where(table.c.run_id == runs.c.run_id).scalar_subquery()
-            return func.coalesce(sub, literal_column("'{}'::json")) if pg else func.json(func.coalesce(sub, "{}"))
-
-        build = func.json_build_object if pg else func.json_object
-        doc = agg(runs.c.run_id, build("p", obj(params, params.c.value), "t", obj(tags, tags.c.value),
-                                       "m", obj(latest_metrics, metric_value)))
-        data: dict[str, dict[str, Any]] = {}
-        for chunk in _chunks([r[0] for r in rows], 1000):
-            got = conn.execute(select(doc).where(runs.c.run_id.in_(chunk))).scalar()
-            data.update(json.loads(got) if isinstance(got, str) else got)
-        out = []
-        for rid, exp, name, status, start, end, parent, user, stage in rows:
-            d = data[rid]
-            out.append({"info": {"run_id": rid, "experiment_id": str(exp), "run_name": name, "status": status,
-                                 "start_time": start, "end_time": end, "parent_run_id": parent, "user_id": user,
-                                 "lifecycle_stage": stage},
-                        "data": {"params": d["p"] or {}, "tags": d["t"] or {}, "metrics": d["m"] or {}}})
-        return out
+            rows = rows[:limit]
+            if inline:  # each row is the run as JSON, for the service to parse and validate in one step
+                return [r[0] for r in rows], more
+            data: dict[str, dict[str, Any]] = {}
+            p, t, m = _data_objects(pg)
+            agg = func.json_object_agg if pg else func.json_group_object
+            doc = agg(runs.c.run_id, (func.json_build_object if pg else func.json_object)("p", p, "t", t, "m", m))
+            for chunk in _chunks([r[0] for r in rows], 1000):
+                got = conn.execute(select(doc).where(runs.c.run_id.in_(chunk))).scalar()
+                data.update(json.loads(got) if isinstance(got, str) else got)
+            return [_run_dict(r, data[r[0]]["p"], data[r[0]]["t"], data[r[0]]["m"]) for r in rows], more
 
     # ---- artifacts ---------------------------------------------------------------------
 

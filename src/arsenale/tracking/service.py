@@ -234,7 +234,8 @@ class TrackingService:
         keys = parse_order_by(order_by)
         with gc_paused():
             rows, more = self.store.search_runs(ids, expr, keys, self._view(view), offset, max_results)
-            return RunPage(runs=[Run.model_validate(r) for r in rows],
+            return RunPage(runs=[Run.model_validate_json(r) if isinstance(r, str) else Run.model_validate(r)
+                                 for r in rows],
                            next_page_token=encode_page_token(offset + max_results) if more else None)
 
     # ---- artifacts ---------------------------------------------------------------------
