@@ -275,5 +275,5 @@ def test_concurrent_adds_of_the_same_content(project: Path, method: str) -> None
     assert len(blobs) == len(files)
     manifest = Manifest.read(project / "copy0.ars")
     assert all(ws.cache.verify(e.digest, e.size, list(e.chunks) if e.chunks else None) for e in manifest.files)
-    assert list((project / ".arsenale" / "cache" / "tmp").glob("*")) == []
+    assert list((project / ".arsenale" / "cache").rglob(".tmp-*")) == []  # no half-written blob left
     assert all(r.clean for r in ws.status())

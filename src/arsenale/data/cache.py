@@ -41,6 +41,22 @@ def _check(digest: str) -> str:
     return digest
 
 
+SMALL_COPY = 8 << 20
+TMP_PREFIX = ".tmp-"
+
+
+def copy_file(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+    """Copy one file. Small files by one read and one write: `shutil.copyfile`'s sendfile path costs
+    ~0.4 ms a file here, ten times a plain read/write, which dominates adding thousands of small files."""
+    if os.path.getsize(src) > SMALL_COPY:
+        shutil.copyfile(src, dst)
+        return
+    with open(src, "rb") as f:
+        data = f.read()
+    with open(dst, "wb") as out:
+        out.write(data)
+
+
 def reflink(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> bool:
     """Clone `src` to a new file `dst` sharing its extents; False where the filesystem cannot."""
     try:
@@ -73,7 +89,7 @@ def place(src: str | os.PathLike[str], dst: str | os.PathLike[str], modes: tuple
                 if exc.errno not in _LINK_REFUSED:
                     raise
         elif mode == "copy":
-            shutil.copyfile(src, dst)
+            copy_file(src, dst)
             return mode
         else:
             raise InvalidInput(f"unknown link mode {mode!r}; choose from {', '.join(LINK_MODES)}",
@@ -99,11 +115,14 @@ class DataCache:
     def has(self, digest: str) -> bool:
         return self.path(digest).is_file()
 
-    def tmp_path(self) -> Path:
-        if self._tmp not in self._made:
-            self._tmp.mkdir(parents=True, exist_ok=True)
-            self._made.add(self._tmp)
-        return self._tmp / uuid.uuid4().hex
+    def tmp_path(self, digest: str) -> Path:
+        """A temporary name beside the blob's final one. One shared temporary folder whose entries are
+        renamed away as fast as they arrive made each file creation ~5x slower on ext4 here."""
+        folder = self.path(digest).parent
+        if folder not in self._made:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._made.add(folder)
+        return folder / f"{TMP_PREFIX}{uuid.uuid4().hex}"
 
     def _commit(self, tmp: Path, digest: str) -> None:
         final = self.path(digest)
@@ -144,13 +163,13 @@ class DataCache:
                     continue
                 os.chmod(final, 0o444)
                 return mode
-            tmp = self.tmp_path()
+            tmp = self.tmp_path(digest)
             if mode == "reflink":
                 if not reflink(src, tmp):
                     self._failed.add(mode)
                     continue
             elif mode == "copy":
-                shutil.copyfile(src, tmp)
+                copy_file(src, tmp)
             else:
                 raise InvalidInput(f"unknown link mode {mode!r}; choose from {', '.join(LINK_MODES)}",
                                    field="link")
@@ -164,7 +183,7 @@ class DataCache:
         if digest is not None and actual != digest:
             raise IntegrityError(f"received bytes do not match blob {digest}")
         if not self.has(actual):
-            tmp = self.tmp_path()
+            tmp = self.tmp_path(actual)
             with open(tmp, "wb") as out:
                 out.write(data)
             self._commit(tmp, actual)
@@ -172,7 +191,7 @@ class DataCache:
 
     def assemble(self, parts: Iterator[bytes], digest: str, chunks: list[Chunk]) -> None:
         """Write a chunked file's blob from its chunks' bytes, in order, verifying each and the whole."""
-        tmp = self.tmp_path()
+        tmp = self.tmp_path(digest)
         try:
             with open(tmp, "wb") as out:
                 for (size, chunk_digest), data in zip(chunks, parts, strict=True):

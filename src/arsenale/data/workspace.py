@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from arsenale.data import hashing
-from arsenale.data.cache import DataCache, DataRemote
+from arsenale.data.cache import TMP_PREFIX, DataCache, DataRemote
 from arsenale.data.chunking import DEFAULT_PARAMS, ChunkParams, chunk_file, chunk_ranges
 from arsenale.data.manifest import SUFFIX, FileEntry, Manifest, manifest_path_for
 from arsenale.data.statcache import StatCache
@@ -570,13 +570,20 @@ class DataWorkspace:
         return result
 
     def _clean_tmp(self) -> None:
-        tmp = self.cache.root / "tmp"
-        if not tmp.is_dir():
-            return
+        """Remove temporary files left by killed writers (beside the blobs, or in the old tmp/ folder)."""
         cutoff = time.time() - STALE_TMP_SECONDS
-        for e in os.scandir(tmp):
-            try:
-                if e.stat().st_mtime < cutoff:
-                    os.unlink(e.path)
-            except OSError:
-                pass
+        folders = [self.cache.root / "tmp"]
+        blobs = self.cache.path("0" * 64).parent.parent
+        if blobs.is_dir():
+            folders += [Path(e.path) for e in os.scandir(blobs) if e.is_dir()]
+        for folder in folders:
+            if not folder.is_dir():
+                continue
+            for e in os.scandir(folder):
+                if folder.name != "tmp" and not e.name.startswith(TMP_PREFIX):
+                    continue
+                try:
+                    if e.stat().st_mtime < cutoff:
+                        os.unlink(e.path)
+                except OSError:
+                    pass
