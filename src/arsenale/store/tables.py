@@ -157,8 +157,10 @@ audit_log = Table(
 )
 
 # The default search order (newest first, run_id breaking ties) read straight off an index, so a page of
-# search results walks the index instead of sorting every matching run.
-Index("ix_runs_experiment_order", runs.c.experiment_id, runs.c.start_time.desc(), runs.c.run_id)
+# search results walks the index instead of sorting every matching run; lifecycle_stage rides along so the
+# rows an OFFSET skips are judged from the index alone.
+Index("ix_runs_experiment_order", runs.c.experiment_id, runs.c.start_time.desc(), runs.c.run_id,
+      runs.c.lifecycle_stage)
 
 # ---- model registry ------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
@@ -73,6 +74,20 @@ def chunk_points(points: Sequence[tuple[str, float, int, int]]) -> list[tuple[st
             hi = lo + CHUNK_POINTS
             out.append((key, gs[lo:hi], gv[lo:hi], gt[lo:hi]))
     return out
+
+
+@lru_cache(maxsize=256)
+def _search_query(experiment_ids: tuple[int, ...], expr: Any, order_keys: tuple[Any, ...], view: str,
+                  inline: bool) -> Any:
+    """The statement for a search, without its page: built once per distinct search (the parsed filter
+    is an immutable tree), then paged with offset/limit; SQLAlchemy caches its compiled form."""
+    q = select(_run_json()) if inline else select(runs)
+    q = q.where(runs.c.experiment_id.in_(list(experiment_ids)))
+    if view != "all":
+        q = q.where(runs.c.lifecycle_stage == view)
+    if expr is not None:
+        q = q.where(compile_filter(expr))
+    return q.order_by(*order_by_clauses(list(order_keys)))
 
 
 def _data_objects(pg: bool) -> tuple[Any, Any, Any]:
@@ -381,14 +396,12 @@ class SqlTrackingStore:
             # returns, so each run's params, tags and metrics come in the same statement. Elsewhere (a sort,
             # or PostgreSQL, which projects the rows an OFFSET skips) they come in a second statement.
             inline = not order_keys and not pg
-            q = select(_run_json()) if inline else select(runs)
-            q = q.where(runs.c.experiment_id.in_(list(experiment_ids)))
-            if view != "all":
-                q = q.where(runs.c.lifecycle_stage == view)
-            if expr is not None:
-                q = q.where(compile_filter(expr))
-            q = q.order_by(*order_by_clauses(list(order_keys))).offset(offset).limit(limit + 1)
-            rows = conn.execute(q).all()[:limit + 1]
+            args = (tuple(experiment_ids), expr, tuple(order_keys), view, inline)
+            try:
+                q = _search_query(*args)
+            except TypeError:  # a hand-built tree holding a list is not hashable: build it uncached
+                q = _search_query.__wrapped__(*args)
+            rows = conn.execute(q.offset(offset).limit(limit + 1)).all()
             more = len(rows) > limit
             rows = rows[:limit]
             if inline:  # each row is the run as JSON, for the service to parse and validate in one step

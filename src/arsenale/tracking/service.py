@@ -13,6 +13,7 @@ import os
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -77,6 +78,14 @@ class TrackingAPI(Protocol):
     def list_artifacts(self, run_id: str, path: str | None = None) -> list[ArtifactInfo]: ...
     def read_artifact(self, run_id: str, path: str) -> bytes: ...
     def download_artifacts(self, run_id: str, path: str | None, dest: str | os.PathLike[str]) -> Path: ...
+
+
+_parse_filter = lru_cache(maxsize=256)(parse_filter)  # pages of one search share their filter text
+
+
+@lru_cache(maxsize=256)
+def _parse_order_by(items: tuple[str, ...] | None) -> list[Any]:
+    return parse_order_by(items)
 
 
 def encode_page_token(offset: int) -> str:
@@ -230,8 +239,8 @@ class TrackingService:
         if order_by is not None and (isinstance(order_by, str) or not all(isinstance(o, str) for o in order_by)):
             raise InvalidInput("order_by must be a list of strings", field="order_by")
         offset = decode_page_token(page_token)
-        expr = parse_filter(filter)
-        keys = parse_order_by(order_by)
+        expr = _parse_filter(filter)
+        keys = _parse_order_by(tuple(order_by) if order_by is not None else None)
         with gc_paused():
             rows, more = self.store.search_runs(ids, expr, keys, self._view(view), offset, max_results)
             return RunPage(runs=[Run.model_validate_json(r) if isinstance(r, str) else Run.model_validate(r)

@@ -17,7 +17,7 @@ def upgrade() -> None:
     with op.batch_alter_table('runs', schema=None) as batch_op:
         batch_op.drop_index('ix_runs_experiment_start')
     op.create_index('ix_runs_experiment_order', 'runs',
-                    ['experiment_id', sa.text('start_time DESC'), 'run_id'], unique=False)
+                    ['experiment_id', sa.text('start_time DESC'), 'run_id', 'lifecycle_stage'], unique=False)
 
 
 def downgrade() -> None:
