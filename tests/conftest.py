@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -198,3 +199,21 @@ def s3_endpoint() -> Iterator[str]:
             proc.wait(10)
         log.close()
         shutil.rmtree(data, ignore_errors=True)
+
+
+def race(method: str, procs: int, per_proc: int, target: Any, *args: Any) -> list[Any]:
+    """Start `procs` processes of `target(*args, worker, start, out)` released together by `start`; return
+    the `per_proc` results each puts on `out`, after checking every process exited cleanly."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context(method)
+    start, out = ctx.Event(), ctx.Queue()
+    workers = [ctx.Process(target=target, args=(*args, w, start, out)) for w in range(procs)]
+    for p in workers:
+        p.start()
+    start.set()
+    results = [out.get(timeout=120) for _ in range(procs * per_proc)]
+    for p in workers:
+        p.join(60)
+        assert p.exitcode == 0
+    return results

@@ -19,6 +19,7 @@ import arsenale as ars
 from arsenale.data.validation import DataSchema, infer_data_schema
 from arsenale.errors import IntegrityError, InvalidInput, NotFound
 from arsenale.platform import Client
+from tests.conftest import race
 
 
 @pytest.fixture(scope="module")
@@ -250,16 +251,7 @@ def _register(uri: str, artifacts: str, worker: int, start: Any, out: Any) -> No
 def test_concurrent_registrations_get_consecutive_numbers(store_uri: str, tmp_path: Path, method: str) -> None:
     artifacts = str(tmp_path / "artifacts")
     client = Client(store_uri, artifacts=artifacts)
-    ctx = mp.get_context(method)
-    start, out = ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=_register, args=(store_uri, artifacts, w, start, out)) for w in range(PROCS)]
-    for p in procs:
-        p.start()
-    start.set()
-    results = [out.get(timeout=120) for _ in range(PROCS * PER_PROC)]
-    for p in procs:
-        p.join(60)
-        assert p.exitcode == 0
+    results = race(method, PROCS, PER_PROC, _register, store_uri, artifacts)
     n = PROCS * PER_PROC
     assert sorted(v for v, _, _ in results) == list(range(1, n + 1))
     for version, worker, i in results:  # each number holds the data of the registration told it

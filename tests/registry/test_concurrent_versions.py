@@ -3,7 +3,6 @@ PostgreSQL: every registration gets its own number, and the numbers are exactly 
 
 from __future__ import annotations
 
-import multiprocessing as mp
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import pytest
 
 from arsenale.platform import Client
 from arsenale.registry.models import ModelFile
+from tests.conftest import race
 
 PROCS = 6
 PER_PROC = 4
@@ -35,16 +35,7 @@ def test_concurrent_registrations_get_consecutive_numbers(store_uri: str, tmp_pa
                                                           method: str) -> None:
     artifacts = str(tmp_path / "artifacts")
     client = Client(store_uri, artifacts=artifacts)
-    ctx = mp.get_context(method)
-    start, out = ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=_register, args=(store_uri, artifacts, w, start, out)) for w in range(PROCS)]
-    for p in procs:
-        p.start()
-    start.set()
-    results = [out.get(timeout=120) for _ in range(PROCS * PER_PROC)]
-    for p in procs:
-        p.join(60)
-        assert p.exitcode == 0
+    results = race(method, PROCS, PER_PROC, _register, store_uri, artifacts)
     n = PROCS * PER_PROC
     assert sorted(v for v, _, _ in results) == list(range(1, n + 1))
     versions = client.registry.list_versions(NAME)
