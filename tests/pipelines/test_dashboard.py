@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-import warnings
 
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 import arsenale as ars
 from arsenale.pipelines.models import StepRun, StepStatus
@@ -13,10 +13,6 @@ from arsenale.platform import Client
 from arsenale.server.dashboard import install
 from arsenale.server.dashboard_pipelines import BOX_W, GAP_X, PAD, layout
 from tests.pipelines import example_pipelines as ex
-
-with warnings.catch_warnings():
-    warnings.filterwarnings("ignore", message=r".*httpx2")
-    from fastapi.testclient import TestClient
 
 
 def make_http(client: Client) -> TestClient:

@@ -4,21 +4,17 @@ with the right status and one error shape, leaving the store exactly as it was."
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from arsenale.errors import InvalidInput
 from arsenale.platform import Client
 from arsenale.server.app import create_app
 from arsenale.server.routers import tracking as tracking_routes
-
-with warnings.catch_warnings():  # starlette asks for httpx2 at import; the TestClient works with httpx
-    warnings.simplefilter("ignore")
-    from fastapi.testclient import TestClient
 
 API = "/api/v1"
 BAD, MISSING, EXISTS = "INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST", "RESOURCE_ALREADY_EXISTS"

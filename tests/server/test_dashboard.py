@@ -5,21 +5,16 @@ from __future__ import annotations
 import json
 import math
 import re
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 from arsenale.platform import Client
 from arsenale.server.dashboard import install
-
-with warnings.catch_warnings():
-    # Starlette asks for `httpx2` and warns when it finds only `httpx`; the TestClient works with either.
-    warnings.filterwarnings("ignore", message=r".*httpx2")
-    from fastapi.testclient import TestClient
 
 EVIL = "<script>alert(1)</script>"
 HTMX = {"HX-Request": "true"}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html as htmllib
 import re
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import pandas as pd
 import pytest
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 import arsenale as ars
 from arsenale.config import get_settings
@@ -25,10 +25,6 @@ from arsenale.platform import Client
 from arsenale.registry.fluent import log_model, register_model
 from arsenale.server.dashboard import install
 from arsenale.server.dashboard_registry import frequency_sparkline, histogram_sparkline, metric_columns
-
-with warnings.catch_warnings():
-    warnings.filterwarnings("ignore", message=r".*httpx2")
-    from fastapi.testclient import TestClient
 
 MODEL = "breast-cancer"
 EVIL = "<img src=x onerror=alert(1)>"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,16 +12,13 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from fastapi.testclient import TestClient
 
 from arsenale.data.validation import infer_data_schema
 from arsenale.platform import Client
 from arsenale.server.app import create_app
 from arsenale.store.artifacts import hash_bytes
 from tests.server.test_app import BAD, MISSING, assert_error
-
-with warnings.catch_warnings():  # starlette asks for httpx2 at import; the TestClient works with httpx
-    warnings.simplefilter("ignore")
-    from fastapi.testclient import TestClient
 
 API = "/api/v1"
 

@@ -4,12 +4,12 @@ status and the one error shape, file routes that never leave the manifest, and a
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from arsenale.client.http import HttpTransport
 from arsenale.client.registry import RegistryClient
@@ -18,10 +18,6 @@ from arsenale.platform import Client
 from arsenale.server.app import create_app
 from arsenale.store.artifacts import hash_bytes
 from tests.server.test_app import BAD, EXISTS, MISSING, assert_error
-
-with warnings.catch_warnings():  # starlette asks for httpx2 at import; the TestClient works with httpx
-    warnings.simplefilter("ignore")
-    from fastapi.testclient import TestClient
 
 API = "/api/v1"
 NAME = "fraud model v2.0 #1"
