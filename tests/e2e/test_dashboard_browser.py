@@ -7,10 +7,6 @@ its charts, with no console errors along the way.
 from __future__ import annotations
 
 import math
-import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from arsenale.platform import Client
+from tests.conftest import LiveServer, unavailable
 
 pytestmark = pytest.mark.browser
 
@@ -27,12 +24,6 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
 STEPS = 3000
-
-
-def _skip_or_fail(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: browser tests must run)")
-    pytest.skip(reason)
 
 
 @dataclass
@@ -44,8 +35,6 @@ class Site:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    import uvicorn
-
     from arsenale.server.app import create_app
 
     root = tmp_path_factory.mktemp("dashboard")
@@ -66,31 +55,14 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         api.update_run(run.info.run_id, status="FINISHED")
         runs[f"lr-{lr}"] = run.info.run_id
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(client), log_level="warning", lifespan="off", ws="none")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("the dashboard server did not start")
-        time.sleep(0.02)
-    try:
-        yield Site(f"http://127.0.0.1:{port}", exp.experiment_id, runs)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with LiveServer(create_app(client)) as server:
+        yield Site(server.url, exp.experiment_id, runs)
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
-        _skip_or_fail(f"{CHROMIUM} is missing (Debian package `chromium`)")
+        unavailable(f"{CHROMIUM} is missing (Debian package `chromium`)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

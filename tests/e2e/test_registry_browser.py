@@ -6,15 +6,13 @@ run that trained it, with no console errors along the way.
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
+from tests.conftest import LiveServer
 from tests.e2e import test_dashboard_browser as runs_pages
 from tests.e2e.test_dashboard_browser import Tab
 from tests.server.test_dashboard_registry import MODEL, seed_registry
@@ -35,8 +33,6 @@ class Site:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     import os
 
-    import uvicorn
-
     from arsenale.server.app import create_app
 
     home = tmp_path_factory.mktemp("registry") / ".arsenale"
@@ -46,25 +42,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         mp.setenv("ARSENALE_HOME", str(home))
         reg = seed_registry()
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(reg.client), log_level="warning", lifespan="off", ws="none")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("the dashboard server did not start")
-        time.sleep(0.02)
-    try:
-        yield Site(f"http://127.0.0.1:{port}", reg.runs)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with LiveServer(create_app(reg.client)) as server:
+        yield Site(server.url, reg.runs)
 
 
 def test_models_to_history_to_version_lineage_to_run(site: Site, tab: Tab) -> None:
