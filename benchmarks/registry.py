@@ -62,7 +62,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tracking import MLFLOW_PY, MLFLOW_SPECS, MLFLOW_VENV, clean_env, ensure_mlflow_venv, log
+from tracking import (MLFLOW_PY, MLFLOW_SPECS, MLFLOW_VENV, clean_env, ensure_mlflow_venv, log, per_call_ms,
+                      print_table)
 
 HERE = Path(__file__).resolve().parent
 MLFLOW_SIDE = HERE / "_registry_mlflow_side.py"
@@ -128,10 +129,6 @@ def per_iteration_s(r: dict) -> float | None:
     return r.get("median_seconds")
 
 
-def per_call_ms(r: dict) -> float | None:
-    return 1000 * r["median_seconds"] / r["count"] if "median_seconds" in r else None
-
-
 def row(name: str, op: str, unit: str, mlf: dict, ars: dict, figure, target: str | None,
         met: bool | None = None, note: str = "") -> dict:
     m, a = figure(mlf), figure(ars)
@@ -148,25 +145,6 @@ def fmt(v: float | None, unit: str) -> str:
     if unit == "ms/call":
         return f"{v:.3f} ms" if v < 1 else f"{v:.2f} ms"
     return f"{v * 1000:,.0f} ms" if v < 10 else f"{v:.1f} s"
-
-
-def print_table(rows: list[dict]) -> None:
-    headers = ["operation", "MLflow", "Arsenale", "ratio", "target", ""]
-    table = []
-    for r in rows:
-        ratio = "—" if r["ratio"] is None else f"{r['ratio']:,.1f}×"
-        met = {True: "ok", False: "MISS", None: ""}[r["met"]]
-        table.append([r["name"], fmt(r["mlflow"], r["unit"]), fmt(r["arsenale"], r["unit"]), ratio,
-                      r["target"] or "—", met])
-    widths = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(headers)]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
-    print(line)
-    print("-" * len(line))
-    for t in table:
-        print("  ".join([t[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(t[1:], widths[1:])]))
-    for r in rows:
-        if r["note"]:
-            print(f"  {r['name']}: {r['note']}")
 
 
 def parts_note(mlf: dict, ars: dict) -> str:
@@ -276,7 +254,7 @@ def main() -> int:
           f"{versions.get('arsenale', '—')}, Python {versions['python']}, {platform.machine()} "
           f"×{os.cpu_count()} CPUs, load {load_before[0]:.1f}→{load_after[0]:.1f}")
     print()
-    print_table(rows)
+    print_table(rows, fmt)
 
     report = {
         "benchmark": "registry",

@@ -283,12 +283,14 @@ def fmt(v: float | None, unit: str) -> str:
     return f"{v * 1000:.1f} ms" if v < 1 else f"{v:.2f} s"
 
 
-def print_table(rows: list[dict]) -> None:
+def print_table(rows: list[dict], fmt=fmt) -> None:
+    """The side-by-side table every peer benchmark prints; `fmt` renders a figure in its unit."""
     headers = ["operation", "MLflow", "Arsenale", "ratio", "target", ""]
     table = []
     for r in rows:
         ratio = "—" if r["ratio"] is None else f"{r['ratio']:,.1f}×"
-        target = f"≥{r['target']:.0f}×" if r["target"] else "—"
+        t = r["target"]
+        target = t if isinstance(t, str) else (f"≥{t:.0f}×" if t else "—")
         met = {True: "ok", False: "MISS", None: ""}[r["met"]]
         table.append([r["name"], fmt(r["mlflow"], r["unit"]), fmt(r["arsenale"], r["unit"]), ratio, target, met])
     widths = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(headers)]
