@@ -148,7 +148,6 @@ class RegistryService:
         run_id, _, path = rest.partition("/")
         check_run_id(run_id)
         prefix = check_artifact_path(path, "source")
-        self.tracking.get_run(run_id)
         rows = self.tracking.store.artifact_rows(run_id, prefix)
         if not rows:
             raise NotFound(f"run {run_id} has no artifacts under {prefix!r}", field="source")

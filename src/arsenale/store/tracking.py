@@ -282,6 +282,11 @@ class SqlTrackingStore:
                  "data": {"params": p_by[rid], "tags": t_by[rid], "metrics": m_by[rid]}}
                 for rid, exp, name, status, start, end, parent, user, stage in rows]
 
+    def require_run(self, run_id: str) -> None:
+        """NotFound unless the run exists; one indexed lookup."""
+        with read(self.engine) as conn:
+            self._run_row(conn, run_id)
+
     def get_run(self, run_id: str) -> dict[str, Any]:
         with read(self.engine) as conn:
             return self.get_runs(conn, [self._run_row(conn, run_id)])[0]

@@ -177,8 +177,12 @@ class TrackingService:
                "end_time": None, "parent_run_id": parent_run_id,
                "user_id": check_name(user_id, "user_id") if user_id is not None else self.actor,
                "lifecycle_stage": "active"}
-        self.store.create_run(row, normalize_tags(tags), normalize_params(params))
-        return self.get_run(row["run_id"])
+        run_tags, run_params = normalize_tags(tags), normalize_params(params)
+        self.store.create_run(row, run_tags, run_params)
+        # What was just written, without reading it back: a sweep creates runs by the thousand.
+        info = {k: v for k, v in row.items() if k not in ("name", "experiment_id")}
+        return Run.model_validate({"info": {**info, "run_name": name, "experiment_id": str(exp)},
+                                   "data": {"params": run_params, "tags": run_tags, "metrics": {}}})
 
     def get_run(self, run_id: str) -> Run:
         return Run(**self.store.get_run(check_run_id(run_id)))
@@ -254,7 +258,7 @@ class TrackingService:
         """A file, or a folder's whole tree, stored under `artifact_path` in the run."""
         check_run_id(run_id)
         files = artifact_paths.files_to_log(local_path, artifact_path)
-        self.store.get_run(run_id)  # fail before uploading anything
+        self.store.require_run(run_id)  # fail before uploading anything
         entries = []
         for f, rel in files:
             digest, size = self.blobs.put_file(f)
@@ -268,7 +272,7 @@ class TrackingService:
         rel = artifact_paths.check_artifact_path(path)
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise InvalidInput("artifact data must be bytes", field="data")
-        self.store.get_run(run_id)
+        self.store.require_run(run_id)
         digest, size = self.blobs.put_bytes(bytes(data))
         self.store.add_artifacts(run_id, [(rel, digest, size)], now_ms())
         return ArtifactInfo(path=rel, is_dir=False, size=size, digest=digest)
