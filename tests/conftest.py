@@ -167,6 +167,24 @@ def client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
             yield Client(server.url)
 
 
+def _wait_until_writable(url: str, deadline: float, proc: subprocess.Popen[bytes], data: str) -> None:
+    """The S3 gateway answers before a volume can take writes; a real PUT tells when it can."""
+    import s3fs
+
+    fs = s3fs.S3FileSystem(**S3_OPTIONS, client_kwargs={"endpoint_url": url}, skip_instance_cache=True)
+    while True:
+        try:
+            if not fs.exists("ready-probe"):
+                fs.mkdir("ready-probe")
+            fs.pipe_file("ready-probe/probe", b"ok")
+            return
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                tail = Path(data, "weed.log").read_text(errors="replace")[-2000:]
+                unavailable(f"SeaweedFS took no writes within 180 s; its log ends with:\n{tail}")
+            time.sleep(0.5)
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     """A SeaweedFS server with its S3 gateway on loopback, for the whole session."""
@@ -179,7 +197,9 @@ def s3_endpoint() -> Iterator[str]:
     proc = subprocess.Popen(
         [weed, "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-master.port={master}",
          f"-volume.port={volume}", f"-filer.port={filer}", "-s3", f"-s3.port={s3}",
-         "-s3.port.iceberg=0", "-s3.port.lance=0"],  # fixed default ports would clash between workers
+         "-s3.port.iceberg=0", "-s3.port.lance=0",  # fixed default ports would clash between workers
+         # Every bucket is a collection that grows its own volumes: small ones, and room for many.
+         "-master.volumeSizeLimitMB=64", "-volume.max=200"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{s3}"
     try:
@@ -196,6 +216,7 @@ def s3_endpoint() -> Iterator[str]:
                 tail = Path(data, "weed.log").read_text(errors="replace")[-2000:]
                 unavailable(f"SeaweedFS did not start within 180 s; its log ends with:\n{tail}")
             time.sleep(0.25)
+        _wait_until_writable(url, deadline, proc, data)
         yield url
     finally:
         proc.send_signal(signal.SIGTERM)
