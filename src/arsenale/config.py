@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     http_timeout: float = Field(default=60.0, gt=0)
     max_json_bytes: int = Field(default=64 * 1024 * 1024, gt=0, description="Largest JSON request body.")
     max_artifact_bytes: int = Field(default=5 * 1024**3, gt=0, description="Largest single artifact upload.")
+    inference_log: str | None = Field(default=None, description="Folder (or fsspec URL) of the inference log; "
+                                      "default <home>/inference.")
+    inference_sample_rate: float = Field(default=1.0, ge=0, le=1, description="Share of requests logged.")
+    serve_max_batch: int = Field(default=64, ge=1, description="Most rows one model call takes.")
+    serve_max_wait_ms: float = Field(default=2.0, ge=0, description="Longest a request waits for others to batch.")
+    serve_max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0, description="Largest inference request.")
 
     def resolved_home(self) -> Path:
         if self.home is not None:
@@ -51,6 +57,11 @@ class Settings(BaseSettings):
         if self.artifacts:
             return self.artifacts
         return str(self.resolved_home() / "artifacts")
+
+    def resolved_inference_log(self) -> str:
+        if self.inference_log:
+            return self.inference_log
+        return str(self.resolved_home() / "inference")
 
     def resolved_actor(self) -> str:
         if self.actor:

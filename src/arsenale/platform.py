@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from arsenale.audit.service import AuditAPI
 from arsenale.config import get_settings
 from arsenale.registry.service import RegistryAPI
+from arsenale.serving.service import DeploymentAPI
 from arsenale.tracking.service import TrackingAPI
 
 if TYPE_CHECKING:  # pandas and pyarrow load only when datasets are used
@@ -26,6 +27,7 @@ class Client:
     registry: RegistryAPI
     webhooks: Any  # WebhookService locally, WebhookClient over HTTP: the same methods
     audit: AuditAPI
+    deployments: DeploymentAPI
 
     def __init__(self, uri: str | None = None, *, artifacts: str | None = None, actor: str | None = None) -> None:
         settings = get_settings()
@@ -44,6 +46,9 @@ class Client:
             self.registry = RegistryClient(transport)
             self.webhooks = WebhookClient(transport)
             self.audit = AuditClient(transport)
+            from arsenale.client.deployments import DeploymentClient
+
+            self.deployments = DeploymentClient(transport)
             self._datasets_factory: Callable[[], DatasetAPI] = lambda: _http_datasets(transport)
         else:
             from arsenale.audit.service import AuditService
@@ -65,6 +70,9 @@ class Client:
             self.webhooks = WebhookService(engine)
             self.registry = RegistryService(SqlRegistryStore(engine), blobs, tracking, actor, self.webhooks)
             self.audit = AuditService(engine, actor)
+            from arsenale.serving.service import DeploymentService
+
+            self.deployments = DeploymentService(engine, self.registry, actor)
             self._datasets_factory = lambda: _local_datasets(engine, blobs, actor)
         self._datasets: DatasetAPI | None = None
 

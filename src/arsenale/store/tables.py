@@ -381,3 +381,60 @@ schedules = Table(
     Column("creation_time", BigInteger, nullable=False),
     Index("ix_schedules_due", "enabled", "next_run_time"),
 )
+
+# ---------------------------------------------------------------- serving
+
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("name", String(MAX_NAME), primary_key=True),
+    Column("description", Text, nullable=True),
+    Column("policy", Text, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("controller_owner", String(MAX_NAME), nullable=True),
+    Column("controller_until", BigInteger, nullable=False, server_default="0"),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_update_time", BigInteger, nullable=False),
+)
+
+deployment_revisions = Table(
+    "deployment_revisions",
+    metadata,
+    Column("deployment", String(MAX_NAME), ForeignKey("deployments.name", ondelete="CASCADE"), primary_key=True),
+    Column("revision", Integer, primary_key=True),
+    Column("action", String(64), nullable=False),
+    Column("policy", Text, nullable=False),
+    Column("actor", String(MAX_NAME), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("timestamp", BigInteger, nullable=False),
+)
+
+deployment_decisions = Table(
+    "deployment_decisions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("deployment", String(MAX_NAME), ForeignKey("deployments.name", ondelete="CASCADE"), nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("step", Float, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("evidence", Text, nullable=False),
+    Index("ix_deployment_decisions_deployment_time", "deployment", "timestamp"),
+)
+
+deployment_stats = Table(
+    "deployment_stats",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("deployment", String(MAX_NAME), ForeignKey("deployments.name", ondelete="CASCADE"), nullable=False),
+    Column("replica", String(MAX_NAME), nullable=False),
+    Column("model", String(MAX_NAME), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("window_start", BigInteger, nullable=False),
+    Column("requests", BigInteger, nullable=False),
+    Column("errors", BigInteger, nullable=False),
+    Column("latency_counts", Text, nullable=False),
+    Column("latency_sum_ms", Float, nullable=False),
+    Index("ix_deployment_stats_deployment_window", "deployment", "window_start"),
+)
