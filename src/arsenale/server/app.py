@@ -36,6 +36,7 @@ from arsenale.errors import ArsenaleError, InvalidInput
 from arsenale.platform import Client
 from arsenale.server.routers import audit as audit_routes
 from arsenale.server.routers import data as data_routes
+from arsenale.server.routers import deployments as deployment_routes
 from arsenale.server.routers import registry as registry_routes
 from arsenale.server.routers import tracking as tracking_routes
 
@@ -306,6 +307,7 @@ def create_app(client: Client | None = None, *, max_json_bytes: int | None = Non
     app.include_router(registry_routes.router)
     app.include_router(audit_routes.router)
     app.include_router(data_routes.router)
+    app.include_router(deployment_routes.router)
 
     @app.get("/health", tags=["operations"])
     async def health(request: Request) -> Response:

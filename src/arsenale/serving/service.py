@@ -12,9 +12,11 @@ further back (the history is an undo stack, and every undo is itself a revision)
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, Protocol
 
+from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 
@@ -197,7 +199,9 @@ class DeploymentService:
                 raise Conflict(f"deployment {name!r} changed (revision {row.revision}, expected "
                                f"{expected_revision})", field="revision")
             current = TrafficPolicy.model_validate_json(row.policy)
-            policy, action = make(conn, current, row.revision, action)
+            with _as_invalid_input("policy"):
+                policy, action = make(conn, current, row.revision, action)
+                policy = TrafficPolicy.model_validate(policy.model_dump())  # model_copy does not validate
             revision = row.revision + 1
             text = _policy_json(policy)
             sql.set_policy(conn, name, policy=text, revision=revision, now=now)
@@ -221,7 +225,8 @@ class DeploymentService:
             if isinstance(weight, bool) or not isinstance(weight, (int, float)):
                 raise InvalidInput(f"the weight of {spec!r} must be a number, got {weight!r}", field="weights")
             ref = self.resolve_model(spec)
-            routes.append(Route(model=ref.model, version=ref.version, weight=float(weight)))
+            with _as_invalid_input("weights"):
+                routes.append(Route(model=ref.model, version=ref.version, weight=float(weight)))
         why = _reason(reason)
 
         def make(conn: Any, current: TrafficPolicy, revision: int, action: str) -> tuple[TrafficPolicy, str]:
@@ -251,12 +256,10 @@ class DeploymentService:
         """Send `steps[0]`% of traffic to `model`; the controller advances, promotes or rolls back from there."""
         ref = self.resolve_model(model)
         why = _reason(reason)
-        try:
+        with _as_invalid_input("canary"):
             draft = CanaryPlan(canary=ref, baseline=ref, steps=[float(s) for s in steps], interval_s=interval_s,
                                max_error_rate=max_error_rate, max_p99_ms=max_p99_ms, min_requests=min_requests,
                                max_metric_drop=max_metric_drop)
-        except (TypeError, ValueError) as exc:
-            raise InvalidInput(f"invalid canary plan: {exc}", field="canary") from exc
 
         def make(conn: Any, current: TrafficPolicy, revision: int, action: str) -> tuple[TrafficPolicy, str]:
             _no_running_canary(current, name)
@@ -390,6 +393,19 @@ def summarize(rows: Sequence[Any]) -> list[VersionSummary]:
                                   mean_ms=total_ms / requests if requests else None,
                                   p50_ms=quantile_ms(counts, 0.5), p99_ms=quantile_ms(counts, 0.99)))
     return out
+
+
+@contextmanager
+def _as_invalid_input(field: str) -> Iterator[None]:
+    """Schema violations (a weight of 150, a negative interval) as the platform's InvalidInput."""
+    try:
+        yield
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or field
+        raise InvalidInput(f"{where}: {first['msg']}", field=field) from None
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"invalid {field}: {exc}", field=field) from None
 
 
 def _limit(limit: Any) -> int:

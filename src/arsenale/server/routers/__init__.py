@@ -19,6 +19,7 @@ from arsenale.audit.service import AuditAPI
 from arsenale.errors import InvalidInput
 from arsenale.registry.service import RegistryAPI
 from arsenale.registry.webhooks import WebhookService
+from arsenale.serving.service import DeploymentAPI
 from arsenale.tracking.service import TrackingAPI
 
 API_PREFIX = "/api/v1"
@@ -67,6 +68,10 @@ def _registry(request: Request) -> RegistryAPI:
     return request.app.state.client.registry  # type: ignore[no-any-return]
 
 
+def _deployments(request: Request) -> DeploymentAPI:
+    return request.app.state.client.deployments  # type: ignore[no-any-return]
+
+
 def _webhooks(request: Request) -> WebhookService:
     webhooks = getattr(request.app.state.client, "webhooks", None)
     if webhooks is None:
@@ -78,3 +83,4 @@ Tracking = Annotated[TrackingAPI, Depends(_tracking)]
 Registry = Annotated[RegistryAPI, Depends(_registry)]
 Webhooks = Annotated[WebhookService, Depends(_webhooks)]
 Audit = Annotated[AuditAPI, Depends(_audit)]
+Deployments = Annotated[DeploymentAPI, Depends(_deployments)]
