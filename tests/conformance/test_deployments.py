@@ -218,3 +218,18 @@ def test_concurrent_policy_changes_lose_nothing(versions: Client) -> None:
     assert [h.revision for h in history] == list(range(9, 0, -1))
     assert sorted(h.reason for h in history[:-1]) == sorted(f"writer {i}" for i in range(1, 9))
     assert history[0].policy == d.get("fraud-api").policy
+
+
+def test_timeline_buckets_traffic_per_version(versions: Client) -> None:
+    d = versions.deployments
+    d.create("fraud-api", "fraud/1")
+    start = now_ms() - 180_000
+    for minute in range(3):
+        for version, n in ((1, 10 * (minute + 1)), (2, 1)):
+            row = stats(version, n).model_copy(update={"window_start": start + minute * 60_000 + 5})
+            d.record_stats("fraud-api", "replica-a", [row])
+    points = d.timeline("fraud-api", since=start, bucket_s=60)
+    assert [(p.version, p.requests) for p in points] == [(1, 10), (2, 1), (1, 20), (2, 1), (1, 30), (2, 1)]
+    assert [p.t for p in points[::2]] == [start, start + 60_000, start + 120_000]
+    with pytest.raises(InvalidInput):
+        d.timeline("fraud-api", bucket_s=0)

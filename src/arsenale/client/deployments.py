@@ -15,6 +15,7 @@ from arsenale.serving.models import (
     Deployment,
     DeploymentStatus,
     PolicyChange,
+    TimelinePoint,
     VersionStats,
     VersionSummary,
     check_deployment_name,
@@ -27,6 +28,7 @@ _DEPLOYMENTS = TypeAdapter(builtins.list[Deployment])
 _DECISIONS = TypeAdapter(builtins.list[Decision])
 _CHANGES = TypeAdapter(builtins.list[PolicyChange])
 _SUMMARIES = TypeAdapter(builtins.list[VersionSummary])
+_TIMELINE = TypeAdapter(builtins.list[TimelinePoint])
 
 
 def _one(name: str) -> str:
@@ -110,3 +112,8 @@ class DeploymentClient:
     def take_controller_lease(self, name: str, owner: str, ttl_s: float) -> bool:
         response = self.transport.request("POST", f"{_one(name)}/lease", params={"owner": owner, "ttl_s": ttl_s})
         return bool(response.json()["acquired"])
+
+    def timeline(self, name: str, since: int | None = None, bucket_s: float = 60.0) -> builtins.list[TimelinePoint]:
+        content = self.transport.request("GET", f"{_one(name)}/timeline",
+                                         params={"since": since, "bucket_s": bucket_s}).content
+        return _TIMELINE.validate_json(content)

@@ -176,6 +176,19 @@ class VersionSummary(Schema):
     p99_ms: float | None
 
 
+class TimelinePoint(Schema):
+    """One version's traffic in one time bucket: what the dashboard charts."""
+
+    model: str
+    version: int
+    role: Literal["route", "shadow"]
+    t: int = Field(description="bucket start, ms since the epoch")
+    requests: int
+    errors: int
+    p99_ms: float | None
+    mean_ms: float | None
+
+
 class DeploymentStatus(Schema):
     deployment: Deployment
     since: int = Field(description="start of the period the summaries cover, ms since the epoch")

@@ -31,6 +31,7 @@ from arsenale.serving.models import (
     ModelRef,
     PolicyChange,
     Route,
+    TimelinePoint,
     TrafficPolicy,
     VersionStats,
     VersionSummary,
@@ -69,6 +70,7 @@ class DeploymentAPI(Protocol):
     def history(self, name: str, limit: int = 100) -> list[PolicyChange]: ...
     def status(self, name: str, since: int | None = None) -> DeploymentStatus: ...
     def take_controller_lease(self, name: str, owner: str, ttl_s: float) -> bool: ...
+    def timeline(self, name: str, since: int | None = None, bucket_s: float = 60.0) -> list[TimelinePoint]: ...
 
 
 def _reason(reason: Any) -> str | None:
@@ -359,6 +361,26 @@ class DeploymentService:
         with read(self.engine) as conn:
             rows = sql.stats_since(conn, name, start)
         return summarize(rows)
+
+    def timeline(self, name: str, since: int | None = None, bucket_s: float = 60.0) -> list[TimelinePoint]:
+        """Traffic per version per time bucket since `since` (default: the last 15 minutes)."""
+        check_deployment_name(name)
+        if isinstance(bucket_s, bool) or not isinstance(bucket_s, (int, float)) or not 1 <= bucket_s <= 86_400:
+            raise InvalidInput(f"bucket_s must be a number of seconds in 1..86400, got {bucket_s!r}",
+                               field="bucket_s")
+        start = now_ms() - STATUS_WINDOW_MS if since is None else int(since)
+        width = int(bucket_s * 1000)
+        with read(self.engine) as conn:
+            rows = sql.stats_since(conn, name, start)
+        buckets: dict[int, list[Any]] = {}
+        for r in rows:
+            buckets.setdefault(r.window_start - (r.window_start - start) % width, []).append(r)
+        points = []
+        for t in sorted(buckets):
+            for v in summarize(buckets[t]):
+                points.append(TimelinePoint(model=v.model, version=v.version, role=v.role, t=t, requests=v.requests,
+                                            errors=v.errors, p99_ms=v.p99_ms, mean_ms=v.mean_ms))
+        return points
 
     def status(self, name: str, since: int | None = None) -> DeploymentStatus:
         dep = self.get(name)

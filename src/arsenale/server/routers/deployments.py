@@ -10,7 +10,15 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from arsenale.server.routers import API_PREFIX, Deployments, no_content, render
-from arsenale.serving.models import Decision, Deployment, DeploymentStatus, PolicyChange, VersionStats, VersionSummary
+from arsenale.serving.models import (
+    Decision,
+    Deployment,
+    DeploymentStatus,
+    PolicyChange,
+    TimelinePoint,
+    VersionStats,
+    VersionSummary,
+)
 
 router = APIRouter(prefix=API_PREFIX, tags=["deployments"])
 
@@ -146,3 +154,9 @@ def status(name: str, deployments: Deployments, since: int | None = Query(None, 
 def take_lease(name: str, deployments: Deployments, owner: str = Query(..., min_length=1, max_length=256),
                ttl_s: float = Query(30.0, gt=0, le=3600)) -> Response:
     return render({"acquired": deployments.take_controller_lease(name, owner, ttl_s)})
+
+
+@router.get("/deployments/{name}/timeline", response_model=list[TimelinePoint])
+def timeline(name: str, deployments: Deployments, since: int | None = Query(None, ge=0),
+             bucket_s: float = Query(60.0, ge=1, le=86_400)) -> Response:
+    return render(deployments.timeline(name, since, bucket_s))
