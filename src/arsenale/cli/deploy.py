@@ -62,6 +62,13 @@ def parse_weights(text: str) -> dict[str, float]:
     return weights
 
 
+def _out(dep: Deployment, as_json: bool) -> None:
+    if as_json:
+        render.print_json(dep)
+    else:
+        _show(dep)
+
+
 def _show(dep: Deployment) -> None:
     policy = dep.policy
     t = render.table("version", "role", "traffic", title=f"{dep.name} · revision {dep.revision}")
@@ -88,7 +95,7 @@ def create(name: Name,
            reason: Reason = None, as_json: render.JsonFlag = False) -> None:
     """Create a deployment answering with one version (an alias is resolved now and pinned)."""
     dep = Client().deployments.create(name, model, description, reason)
-    render.print_json(dep) if as_json else _show(dep)
+    _out(dep, as_json)
 
 
 @app.command("list")
@@ -120,7 +127,7 @@ def split(name: Name,
           reason: Reason = None, as_json: render.JsonFlag = False) -> None:
     """Split traffic between versions at fixed shares (an A/B test)."""
     dep = Client().deployments.split(name, parse_weights(ab), sticky_key, reason)
-    render.print_json(dep) if as_json else _show(dep)
+    _out(dep, as_json)
 
 
 @app.command("shadow")
@@ -133,7 +140,7 @@ def shadow(name: Name,
     if not model and not clear:
         raise InvalidInput("give --model VERSION to mirror to, or --clear to stop mirroring", field="model")
     dep = Client().deployments.shadow(name, [] if clear else list(model or []), reason)
-    render.print_json(dep) if as_json else _show(dep)
+    _out(dep, as_json)
 
 
 @app.command("canary")
@@ -186,7 +193,7 @@ def _watch(client: Client, name: str, every_s: float = 1.0) -> None:
 def rollback(name: Name, reason: Reason = None, as_json: render.JsonFlag = False) -> None:
     """Restore the previous policy (a canary as a whole); servers apply it within a second."""
     dep = Client().deployments.rollback(name, reason)
-    render.print_json(dep) if as_json else _show(dep)
+    _out(dep, as_json)
 
 
 @app.command("status")

@@ -1,6 +1,6 @@
 """The `arsenale` command: one Typer sub-app per component, errors mapped to exit codes in one place.
 
-    arsenale [--uri URI] experiments|runs|artifacts|models|datasets|data|audit|db ...
+    arsenale [--uri URI] experiments|runs|artifacts|models|datasets|data|deploy|audit|db ...
     arsenale server | ui | version
 
 An `ArsenaleError` never shows a traceback: its message goes to stderr as
@@ -24,7 +24,7 @@ from arsenale.errors import ArsenaleError
 def _register(app: typer.Typer) -> None:
     """Every sub-app but `data`. Imported on first use: they pull in SQLAlchemy, pandas and scikit-learn,
     which `arsenale data status` (about 100 ms in all) must not pay for."""
-    from arsenale.cli import artifacts, audit, datasets, db, experiments, models, pipelines, runs, server
+    from arsenale.cli import artifacts, audit, datasets, db, deploy, experiments, models, pipelines, runs, server
 
     app.add_typer(experiments.app, name="experiments")
     app.add_typer(runs.app, name="runs")
@@ -32,6 +32,7 @@ def _register(app: typer.Typer) -> None:
     app.add_typer(models.app, name="models")
     app.add_typer(datasets.app, name="datasets")
     app.add_typer(audit.app, name="audit")
+    app.add_typer(deploy.app, name="deploy")
     app.add_typer(db.app, name="db")
     app.command("server")(server.server)
     app.command("ui")(server.ui)
