@@ -1,7 +1,7 @@
 """The `arsenale` command: one Typer sub-app per component, errors mapped to exit codes in one place.
 
     arsenale [--uri URI] experiments|runs|artifacts|models|datasets|data|deploy|audit|db ...
-    arsenale server | ui | version
+    arsenale server | ui | serve | version
 
 An `ArsenaleError` never shows a traceback: its message goes to stderr as
 `error: <message>` and the process exits with the error class's exit code
@@ -24,7 +24,8 @@ from arsenale.errors import ArsenaleError
 def _register(app: typer.Typer) -> None:
     """Every sub-app but `data`. Imported on first use: they pull in SQLAlchemy, pandas and scikit-learn,
     which `arsenale data status` (about 100 ms in all) must not pay for."""
-    from arsenale.cli import artifacts, audit, datasets, db, deploy, experiments, models, pipelines, runs, server
+    from arsenale.cli import (artifacts, audit, datasets, db, deploy, experiments, models, pipelines, runs, server,
+                              serving)
 
     app.add_typer(experiments.app, name="experiments")
     app.add_typer(runs.app, name="runs")
@@ -36,6 +37,7 @@ def _register(app: typer.Typer) -> None:
     app.add_typer(db.app, name="db")
     app.command("server")(server.server)
     app.command("ui")(server.ui)
+    app.command("serve")(serving.serve)
     pipelines.register(app)  # `arsenale pipeline …` and `arsenale scheduler`
 
 

@@ -1,0 +1,206 @@
+"""Model-serving benchmark: `arsenale serve` side by side with `mlflow models serve`, in one run.
+
+    python benchmarks/serving.py [--duration 20] [--connections 16] [--repeat 1]
+
+The same scikit-learn model (StandardScaler + LogisticRegression on scikit-learn's bundled
+breast-cancer data, 30 float columns) is trained in each tool's environment and served by each
+tool with one worker on 127.0.0.1:
+
+* MLflow: `mlflow models serve -m <model> --env-manager local --workers 1` (its venv's bin on PATH).
+* Arsenale: `arsenale serve models:/bc/1 --workers 0` — one process, the model in the server process,
+  with contract validation, the inference log (every request) and Prometheus metrics switched on.
+  Then the same through a deployment with a 50/50 split and with a shadow, to price routing.
+
+Load: `wrk` (Debian's package) with 1 thread and 16 connections for --duration seconds, POSTing a
+single-row JSON request; figures are requests/s and the p99 latency wrk reports. Then 1,000-row
+batch requests: the median of 20 sequential requests. Results: a table with ratios, and
+benchmarks/out/serving.json.
+
+Targets (issue: model serving): ≥ 20× MLflow's requests/s at ≤ 1/10 of its p99; a split or a
+shadow adds under 5% latency over a single model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from tracking import (  # noqa: E402  (the shared helpers of the peer benchmarks)
+    MLFLOW_SPECS,
+    MLFLOW_VENV,
+    Server,
+    clean_env,
+    ensure_mlflow_venv,
+    free_port,
+    log,
+)
+
+HERE = Path(__file__).resolve().parent
+PREPARE = HERE / "_serving_prepare.py"
+DEFAULT_OUT = HERE / "out" / "serving.json"
+LUA = """wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = io.open("{body}"):read("*a")
+"""
+
+
+def wait_ready(server: Server, path: str, timeout: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"{server.name} exited with {server.proc.returncode}:\n{server.tail()}")
+        try:
+            with urllib.request.urlopen(f"{server.url}{path}", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{server.name} not ready after {timeout:.0f}s:\n{server.tail()}")
+
+
+def post(url: str, body: bytes) -> bytes:
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        return resp.read()
+
+
+def parse_ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def run_wrk(url: str, body_file: Path, duration: int, connections: int, work: Path) -> dict:
+    script = work / "post.lua"
+    script.write_text(LUA.format(body=body_file))
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url],
+                         capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p99 = parse_ms(re.search(r"^\s*99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    p50 = parse_ms(re.search(r"^\s*50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "non_2xx": int(errors.group(1)) if errors else 0,
+            "socket_errors": socket_errors.group(1) if socket_errors else None}
+
+
+def batch_seconds(url: str, body_file: Path, n: int = 20) -> float:
+    body = body_file.read_bytes()
+    post(url, body)  # warm-up
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        post(url, body)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def measure(server: Server, path: str, folder: Path, args: argparse.Namespace) -> dict:
+    url = f"{server.url}{path}"
+    post(url, (folder / "request.json").read_bytes())  # fails loudly if the request format is wrong
+    run_wrk(url, folder / "request.json", 2, args.connections, folder)  # warm-up
+    result = run_wrk(url, folder / "request.json", args.duration, args.connections, folder)
+    result["batch_1000_s"] = batch_seconds(url, folder / "batch.json")
+    log(f"{server.name}: {result}")
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=20)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folders")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed: apt-get install wrk")
+    version = ensure_mlflow_venv(MLFLOW_SPECS)
+    root = Path(tempfile.mkdtemp(prefix="serving-bench-"))
+    results: dict = {"mlflow_version": version, "duration_s": args.duration, "connections": args.connections}
+    try:
+        # ---- MLflow
+        mlf = root / "mlflow"
+        env = clean_env()
+        env.pop("PYTHONPATH", None)
+        env["PATH"] = f"{MLFLOW_VENV / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+        subprocess.run([str(MLFLOW_VENV / "bin" / "python"), str(PREPARE), "mlflow", str(mlf)], env=env, check=True,
+                       capture_output=True)
+        port = free_port()
+        server = Server("mlflow", [str(MLFLOW_VENV / "bin" / "mlflow"), "models", "serve", "-m", str(mlf / "model"),
+                                   "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port),
+                                   "--workers", "1"], env, mlf, port)
+        try:
+            wait_ready(server, "/ping")
+            results["mlflow"] = measure(server, "/invocations", mlf, args)
+        finally:
+            server.stop()
+
+        # ---- Arsenale
+        ars = root / "arsenale"
+        home = ars / ".arsenale"
+        env = clean_env(ARSENALE_HOME=str(home))
+        subprocess.run([sys.executable, str(PREPARE), "arsenale", str(ars)], env=env, check=True, cwd=ars.parent,
+                       capture_output=True)
+        cli = [sys.executable, "-m", "arsenale.cli.main"]
+        for label, command, setup in [
+            ("arsenale", ["serve", "models:/bc/1", "--workers", "0"], None),
+            ("arsenale_split", ["serve", "--deployment", "bc-split", "--workers", "0"],
+             [["deploy", "create", "bc-split", "--model", "bc/1"],
+              ["deploy", "split", "bc-split", "--ab", "bc/1=50,bc/2=50"]]),
+            ("arsenale_shadow", ["serve", "--deployment", "bc-shadow", "--workers", "0"],
+             [["deploy", "create", "bc-shadow", "--model", "bc/1"],
+              ["deploy", "shadow", "bc-shadow", "--model", "bc/2"]]),
+        ]:
+            for step in setup or []:
+                subprocess.run([*cli, *step], env=env, cwd=ars, check=True, capture_output=True)
+            port = free_port()
+            server = Server(label, [*cli, *command, "--host", "127.0.0.1", "--port", str(port)], env, ars, port)
+            try:
+                wait_ready(server, "/v2/health/ready")
+                results[label] = measure(server, "/predict", ars, args)
+            finally:
+                server.stop()
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+    m, a = results["mlflow"], results["arsenale"]
+    rows = [
+        ("requests/s, 1 row", f"{m['rps']:,.0f}", f"{a['rps']:,.0f}", f"{a['rps'] / m['rps']:.1f}x", ">= 20x"),
+        ("p99 ms, 1 row", f"{m['p99_ms']:.1f}", f"{a['p99_ms']:.1f}", f"{m['p99_ms'] / a['p99_ms']:.1f}x lower",
+         ">= 10x lower"),
+        ("p50 ms, 1 row", f"{m['p50_ms']:.2f}", f"{a['p50_ms']:.2f}", f"{m['p50_ms'] / a['p50_ms']:.1f}x lower", ""),
+        ("1,000-row request s", f"{m['batch_1000_s']:.4f}", f"{a['batch_1000_s']:.4f}",
+         f"{m['batch_1000_s'] / a['batch_1000_s']:.1f}x", ""),
+    ]
+    for label in ("arsenale_split", "arsenale_shadow"):
+        r = results[label]
+        rows.append((f"{label.split('_')[1]}: p50 ms / rps", "", f"{r['p50_ms']:.2f} / {r['rps']:,.0f}",
+                     f"{100 * (r['p50_ms'] / a['p50_ms'] - 1):+.1f}% p50", "< +5%"))
+    widths = [max(len(str(r[i])) for r in rows + [("measure", "MLflow", "Arsenale", "ratio", "target")])
+              for i in range(5)]
+    for i, r in enumerate([("measure", "MLflow " + version, "Arsenale", "ratio", "target"), *rows]):
+        print("  ".join(str(c).ljust(w) if j == 0 else str(c).rjust(w) for j, (c, w) in enumerate(zip(r, widths))))
+        if i == 0:
+            print("-" * (sum(widths) + 8))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    print(f"\nraw results: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
