@@ -426,3 +426,5 @@ def install(app: FastAPI) -> None:
     dashboard_registry.install(app)
     from arsenale.server import dashboard_pipelines  # the pipelines' pages, likewise
     dashboard_pipelines.install(app)
+    from arsenale.server import dashboard_deployments  # the deployments' pages, likewise
+    dashboard_deployments.install(app)

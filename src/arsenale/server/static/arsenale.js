@@ -208,3 +208,122 @@
   document.addEventListener("DOMContentLoaded", function () { init(document); });
   document.addEventListener("htmx:afterSettle", function (ev) { init(ev.target); });
 })();
+
+/* Time-series charts whose data the page carries (deployments: traffic per version, the split over time),
+ * and forms that ask for a confirmation first.
+ *
+ * A chart element carries
+ *   data-timeseries='{"x": [unix seconds], "series": [{label, colour, dash, values}], "unit": "%",
+ *                     "kind": "line" | "step", "min"?: n, "max"?: n}'
+ * drawn on a UTC time axis; null is a gap. `colour` indexes the palette, so a version keeps its colour
+ * in every chart and in the `.swatch[data-series]` next to its name.
+ * A form with data-confirm="question" is submitted only when the person confirms.
+ */
+(function () {
+  "use strict";
+
+  var PALETTE = ["#1f5fbf", "#d9480f", "#2b8a3e", "#9c36b5", "#c92a2a", "#0b7285", "#e67700", "#5c7cfa",
+    "#495057", "#a61e4d"];
+  var HEIGHT = 240;
+
+  function fmt(v, unit) {
+    if (v == null) return "—";
+    var a = Math.abs(v);
+    var text = Number.isInteger(v) ? String(v) :
+      (a !== 0 && (a < 1e-3 || a >= 1e6) ? v.toExponential(3) : String(+v.toPrecision(4)));
+    return text + (unit || "");
+  }
+
+  function utc(seconds) {
+    return new Date(seconds * 1000).toISOString().replace("T", " ").slice(0, 19);
+  }
+
+  function axisSize(u, values, axisIdx, cycleNum) {
+    var axis = u.axes[axisIdx];
+    if (cycleNum > 1) return axis._size;
+    var size = axis.ticks.size + axis.gap;
+    var longest = (values || []).reduce(function (acc, v) { return v.length > acc.length ? v : acc; }, "");
+    if (longest) {
+      u.ctx.font = axis.font[0];
+      size += u.ctx.measureText(longest).width / devicePixelRatio;
+    }
+    return Math.ceil(size);
+  }
+
+  function showMessage(fig, text, isError) {
+    var body = fig.querySelector(".chart-body");
+    body.removeAttribute("aria-busy");
+    body.textContent = "";
+    var p = document.createElement("p");
+    p.className = isError ? "alert" : "empty";
+    p.textContent = text;
+    body.appendChild(p);
+  }
+
+  function draw(fig) {
+    if (fig.dataset.loaded) return;
+    fig.dataset.loaded = "1";
+    var spec;
+    try {
+      spec = JSON.parse(fig.dataset.timeseries);
+    } catch (e) {
+      return showMessage(fig, "Cannot read this chart's data: " + e.message, true);
+    }
+    var drawn = spec.series.filter(function (s) {
+      return s.values.some(function (v) { return v !== null; });
+    });
+    if (!spec.x.length || !drawn.length) return showMessage(fig, "Nothing to draw in this period.");
+    var unit = spec.unit || "";
+    var stepped = spec.kind === "step" && uPlot.paths && uPlot.paths.stepped ? uPlot.paths.stepped({ align: 1 }) : null;
+    var series = [{ label: "time (UTC)", value: function (u, v) { return v == null ? "—" : utc(v); } }];
+    var data = [spec.x];
+    drawn.forEach(function (s) {
+      var opts = { label: s.label, stroke: PALETTE[s.colour % PALETTE.length], width: 1.5, spanGaps: false,
+        value: function (u, v) { return fmt(v, unit); } };
+      if (s.dash) opts.dash = [6, 4];
+      if (stepped) opts.paths = stepped;
+      series.push(opts);
+      data.push(s.values);
+    });
+    var lo = spec.min != null ? spec.min : 0;
+    var body = fig.querySelector(".chart-body");
+    body.removeAttribute("aria-busy");
+    body.textContent = "";
+    var opts = {
+      width: Math.max(200, body.clientWidth),
+      height: HEIGHT,
+      series: series,
+      tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"); },
+      scales: {
+        x: { time: true },
+        y: { range: function (u, min, max) {
+          if (spec.max != null) return [lo, spec.max];
+          return [lo, max != null && max > lo ? max * 1.08 : lo + 1];
+        } },
+      },
+      axes: [{}, { size: axisSize, values: function (u, ticks) { return ticks.map(function (t) { return fmt(t, unit); }); } }],
+      cursor: { drag: { x: true, y: false } },
+    };
+    var u = new uPlot(opts, data, body);
+    if (window.ResizeObserver) {
+      new ResizeObserver(function () {
+        var w = Math.max(200, body.clientWidth);
+        if (Math.abs(w - u.width) > 1) u.setSize({ width: w, height: HEIGHT });
+      }).observe(body);
+    }
+  }
+
+  function init(root) {
+    root.querySelectorAll(".chart[data-timeseries]").forEach(draw);
+  }
+
+  document.addEventListener("submit", function (ev) {
+    var form = ev.target;
+    if (form.matches && form.matches("form[data-confirm]") && !window.confirm(form.dataset.confirm)) {
+      ev.preventDefault();
+    }
+  });
+
+  document.addEventListener("DOMContentLoaded", function () { init(document); });
+  document.addEventListener("htmx:afterSettle", function (ev) { init(ev.target); });
+})();
