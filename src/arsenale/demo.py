@@ -1,4 +1,4 @@
-"""`make demo`: one model's life on the embedded store, so far: data, pipeline, tracking, registry.
+"""`make demo`: one model's life on the embedded store, so far: data, pipeline, tracking, registry, serving.
 
 A raw feed of the breast-cancer data that ships with scikit-learn is validated against a schema;
 broken rows are quarantined and the clean rows become a versioned dataset. A retraining pipeline of
@@ -6,8 +6,9 @@ cached steps runs on it twice (the second run executes nothing). Three scikit-le
 are swept on the dataset version: 5-fold cross-validation logged per fold, boosting loss per stage,
 the fitted model (skops, with its contract) and a ROC plot stored as artifacts. The two best runs
 are registered with their contract and lineage; the better one becomes `@champion` (Production),
-the other `@challenger`; the champion is loaded back by URI and scored. It ends by printing what
-happened and where to look.
+the other `@challenger`; the champion is loaded back by URI and scored. The champion is then served
+behind a deployment, the challenger rolled out as a canary that the controller judges from live traffic,
+and the deployment rolled back, timed. It ends by printing what happened and where to look.
 """
 
 from __future__ import annotations
@@ -154,6 +155,10 @@ def run_demo(port: int = 5000) -> dict[str, Any]:
     loaded = ars.load_model(f"models:/{MODEL}@champion")
     served_auc = roc_auc_score(y_test, loaded.predict_proba(X_test)[:, 1])
     lineage = client.registry.lineage(MODEL, champion.version)
+    from arsenale.demo_serving import serve_and_roll_out
+
+    print()
+    served = serve_and_roll_out(client, MODEL, X_test, y_test, port)
     audit = client.audit.verify()
     elapsed = time.perf_counter() - started
     print()
@@ -179,12 +184,16 @@ def run_demo(port: int = 5000) -> dict[str, Any]:
     print(f"  .venv/bin/arsenale runs show {best.run_id}")
     print(f"  model in the dashboard:     http://127.0.0.1:{port}/models/{MODEL}")
     print(f"  pipeline runs:              http://127.0.0.1:{port}/pipelines")
+    print(f"  deployment in the dashboard: http://127.0.0.1:{port}/deployments/{served['deployment']}")
+    print(f"  .venv/bin/arsenale deploy status {served['deployment']}")
+    print(f"  .venv/bin/arsenale serve --deployment {served['deployment']} --port 8080   (serve it yourself)")
     print(f"  .venv/bin/arsenale models lineage {MODEL} {champion.version}")
     print(f"  .venv/bin/arsenale models history {MODEL}")
     print("  .venv/bin/arsenale audit verify")
     return {"dataset_version": dataset.version, "pipeline_cached": len(again.cached),
             "parent_run_id": parent.run_id, "best_run_id": best.run_id, "runs": len(results),
-            "champion": champion.version, "challenger": challenger.version, "served_auc": served_auc}
+            "champion": champion.version, "challenger": challenger.version, "served_auc": served_auc,
+            "serving": served}
 
 
 def main() -> None:

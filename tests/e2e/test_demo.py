@@ -35,3 +35,10 @@ def test_demo_tracks_a_real_sweep(capsys: pytest.CaptureFixture[str]) -> None:
     assert client.tracking.read_artifact(best.run_id, "plots/roc.png").startswith(b"\x89PNG")
     assert len(client.tracking.get_metric_history(best.run_id, "cv_roc_auc").steps) == 5
     assert client.audit.verify().ok
+    serving = out["serving"]
+    assert serving["failed"] == 0 and serving["served"] > 100
+    assert serving["canary_state"] == "promoted" and "promote" in serving["decisions"]
+    assert serving["rollback_ms"] < 2000  # replicas poll the policy revision twice a second
+    assert "http://127.0.0.1:5999/deployments/breast-cancer-api" in printed
+    actions = [e.action for e in client.audit.entries(entity_type="deployment")]
+    assert actions[:2] == ["deployment.create", "deployment.canary"] and actions[-1] == "deployment.rollback"
