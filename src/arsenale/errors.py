@@ -2,7 +2,8 @@
 
     ArsenaleError                 500, exit 1
     ├── InvalidInput              400, exit 2   (bad names, values, filters, paths)
-    │   └── InvalidFilter         400, exit 2
+    │   ├── InvalidFilter         400, exit 2
+    │   └── UnprocessableInput    422, exit 2   (input breaking a model's contract)
     ├── NotFound                  404, exit 3
     ├── Conflict                  409, exit 4   (already exists, immutable value changed)
     ├── Forbidden                 403, exit 5   (unsafe load refused, tampered artifact)
@@ -51,6 +52,13 @@ class InvalidFilter(InvalidInput):
     code = "INVALID_FILTER"
 
 
+class UnprocessableInput(InvalidInput):
+    """Well-formed input that breaks the model's contract (a missing column, a wrong type): HTTP 422."""
+
+    http_status = 422
+    code = "INVALID_INPUT_DATA"
+
+
 class NotFound(ArsenaleError):
     http_status = 404
     exit_code = 3
@@ -81,6 +89,6 @@ class BackendUnavailable(ArsenaleError):
 
 _BY_CODE: dict[str, type[ArsenaleError]] = {
     c.code: c
-    for c in (ArsenaleError, InvalidInput, InvalidFilter, NotFound, Conflict, Forbidden, IntegrityError,
-              BackendUnavailable)
+    for c in (ArsenaleError, InvalidInput, InvalidFilter, UnprocessableInput, NotFound, Conflict, Forbidden,
+              IntegrityError, BackendUnavailable)
 }
