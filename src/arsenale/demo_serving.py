@@ -153,6 +153,34 @@ def serve_and_roll_out(client: Any, model: str, X_test: Any, y_test: Any, port: 
         print(f"    {v.model}/{v.version}: {v.requests} requests, {v.errors} errors, p99 {v.p99_ms:g} ms")
     print(f"  rollback to {restored}: first answer from it {1000 * rollback_s:.0f} ms after the call; "
           f"{sum(traffic.versions.values())} requests served, {len(traffic.failures)} failed")
+    drift = _watch_drift(client, model, champion)
     return {"deployment": DEPLOYMENT, "canary_state": state, "rollback_ms": 1000 * rollback_s,
             "served": sum(traffic.versions.values()), "failed": len(traffic.failures),
-            "decisions": [d.action for d in decisions]}
+            "decisions": [d.action for d in decisions], **drift}
+
+
+def _watch_drift(client: Any, model: str, champion: str) -> dict[str, Any]:
+    """Drift of the logged live traffic against the champion's training profile (kept in its contract, so
+    the training data is not read again), then of a window whose measurements came from a recalibrated device."""
+    from arsenale import monitoring
+    from arsenale.config import get_settings
+    from arsenale.registry.contract import Contract
+    from arsenale.serving.inference_log import read_log
+
+    version = int(champion.rsplit("/", 1)[1])
+    contract = Contract.model_validate(client.registry.get_version(model, version).contract)
+    features = [c.name for c in contract.inputs.columns] if contract.inputs else []
+    live = read_log(get_settings().resolved_inference_log(), DEPLOYMENT, role="route")[features]
+    calm = monitoring.drift(contract.profile, live)
+    shifted = live.copy()
+    for name in features[:20]:  # the "mean …" and "… error" measurements read 30% high after the recalibration
+        shifted[name] = shifted[name] * 1.3
+    alarm = monitoring.drift(contract.profile, shifted)
+    drifted = [c.name for c in alarm.columns.values() if c.drifted]
+    print(f"  drift of {len(live)} logged rows vs the champion's training profile: "
+          f"{calm.number_of_drifted_columns}/{calm.number_of_columns} features drifted "
+          f"(dataset drift: {calm.dataset_drift}, flagged at {calm.drift_share_threshold:.0%} of features)")
+    print(f"  a window with 20 features recalibrated 30% high: {alarm.number_of_drifted_columns}/"
+          f"{alarm.number_of_columns} drifted ({', '.join(drifted[:4])}…), dataset drift: {alarm.dataset_drift}")
+    return {"logged_rows": len(live), "calm_drifted": calm.number_of_drifted_columns,
+            "shifted_drifted": alarm.number_of_drifted_columns, "shifted_dataset_drift": alarm.dataset_drift}
