@@ -108,7 +108,6 @@ def test_errors_exit_with_their_code_and_change_nothing(seeded: Path) -> None:
 
 
 def test_k8s_manifests(seeded: Path) -> None:
-    pytest.importorskip("arsenale.serving.k8s")
     out = cli("deploy", "k8s", "fraud-api", "--image", "registry.example/arsenale:0.1", "--replicas", "3").stdout
     for kind in ("Deployment", "Service", "HorizontalPodAutoscaler"):
         assert f"kind: {kind}" in out or f'"kind": "{kind}"' in out

@@ -11,9 +11,10 @@ runs one, and a lease in the store lets exactly one of them act.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -66,7 +67,10 @@ def serve(
         if max_workers and max_workers > low:
             from arsenale.serving.autoscale import Autoscaler
 
-            autoscaler = Autoscaler(executor, min_workers=low, max_workers=max_workers)
+            # One outstanding batch per worker is the target: the batcher keeps at most one batch per
+            # worker in flight, so a higher target could never be reached.
+            autoscaler = Autoscaler(executor, min_workers=low, max_workers=max_workers,
+                                    target_in_flight_per_worker=1.0)
     app = create_serving_app(client, deployment=deployment, model=model, executor=executor, trusted=trusted,
                              replica=replica)
     canary = None
@@ -76,15 +80,32 @@ def serve(
         canary = CanaryController(client.deployments, owner=replica,
                                   inference_log_root=settings.resolved_inference_log())
         canary.start([deployment])
-    if autoscaler is not None:
-        autoscaler.start()
     what = f"deployment {deployment}" if deployment else model
     render.print_message(f"serving {what} on http://{host}:{port}  (V2: /v2/models/…/infer, JSON: /predict, "
                          f"metrics: /metrics; {workers or 'in-process'} model worker(s))", "bold")
+
+    async def run() -> None:
+        # The autoscaler and the worker pool live on the server's event loop.
+        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+        if autoscaler is not None:
+            autoscaler.start()
+        try:
+            await server.serve()
+        finally:
+            if autoscaler is not None:
+                await autoscaler.stop()
+
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        _event_loop_runner()(run())
     finally:
         if canary is not None:
             canary.stop()
-        if autoscaler is not None:
-            autoscaler.stop()
+
+
+def _event_loop_runner() -> Any:
+    """uvloop's runner when it is installed (about a third more requests per second), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run
+    return uvloop.run

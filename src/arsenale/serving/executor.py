@@ -55,7 +55,7 @@ class Executor(Protocol):
 
     @property
     def in_flight(self) -> int:
-        """Batches currently being computed."""
+        """Batches accepted and not yet answered (queued or computing): the load the autoscaler reads."""
         ...
 
     async def close(self) -> None: ...

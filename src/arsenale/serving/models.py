@@ -20,11 +20,11 @@ from arsenale.errors import InvalidInput
 LATENCY_BUCKETS_MS: tuple[float, ...] = (
     0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500, 750, 1000, 2000, 5000, 10000)
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
 
 
 def check_deployment_name(value: Any) -> str:
-    if not isinstance(value, str) or not _NAME.match(value):
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
         raise InvalidInput("a deployment name is 1-128 letters, digits, '_', '.', '-', starting with a letter "
                            f"or digit; got {value!r}", field="name")
     return value
