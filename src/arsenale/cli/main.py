@@ -24,8 +24,19 @@ from arsenale.errors import ArsenaleError
 def _register(app: typer.Typer) -> None:
     """Every sub-app but `data`. Imported on first use: they pull in SQLAlchemy, pandas and scikit-learn,
     which `arsenale data status` (about 100 ms in all) must not pay for."""
-    from arsenale.cli import (artifacts, audit, datasets, db, deploy, experiments, models, pipelines, runs, server,
-                              serving)
+    from arsenale.cli import (
+        artifacts,
+        audit,
+        datasets,
+        db,
+        deploy,
+        experiments,
+        models,
+        pipelines,
+        runs,
+        server,
+        serving,
+    )
 
     app.add_typer(experiments.app, name="experiments")
     app.add_typer(runs.app, name="runs")

@@ -283,7 +283,6 @@ class DeploymentService:
         `expected_revision` is the revision the decision was computed from: if a person changed the
         deployment meanwhile, the decision is stale and refused (Conflict)."""
         if decision.action in ("wait", "hold"):
-            now = now_ms()
             with write(self.engine) as conn:
                 row = sql.get_deployment(conn, name)
                 if row is None:
