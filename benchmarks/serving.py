@@ -34,7 +34,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -57,21 +56,6 @@ LUA = """wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = io.open("{body}"):read("*a")
 """
-
-
-def wait_ready(server: Server, path: str, timeout: float = 180.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            raise RuntimeError(f"{server.name} exited with {server.proc.returncode}:\n{server.tail()}")
-        try:
-            with urllib.request.urlopen(f"{server.url}{path}", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"{server.name} not ready after {timeout:.0f}s:\n{server.tail()}")
 
 
 def post(url: str, body: bytes) -> bytes:
@@ -148,7 +132,7 @@ def main() -> int:
                                    "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port),
                                    "--workers", "1"], env, mlf, port)
         try:
-            wait_ready(server, "/ping")
+            server.wait_healthy(path="/ping")
             results["mlflow"] = measure(server, "/invocations", mlf, args)
         finally:
             server.stop()
@@ -174,7 +158,7 @@ def main() -> int:
             port = free_port()
             server = Server(label, [*cli, *command, "--host", "127.0.0.1", "--port", str(port)], env, ars, port)
             try:
-                wait_ready(server, "/v2/health/ready")
+                server.wait_healthy(path="/v2/health/ready")
                 results[label] = measure(server, "/predict", ars, args)
             finally:
                 server.stop()
