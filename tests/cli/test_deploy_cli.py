@@ -111,3 +111,22 @@ def test_k8s_manifests(seeded: Path) -> None:
     for kind in ("Deployment", "Service", "HorizontalPodAutoscaler"):
         assert f"kind: {kind}" in out or f'"kind": "{kind}"' in out
     assert "fraud-api" in out and "/v2/health/ready" in out
+
+
+def test_compare_reads_the_inference_log(seeded: Path, tmp_path: Path) -> None:
+    from arsenale.config import get_settings
+    from arsenale.serving.inference_log import InferenceLog
+
+    assert "no shadow answers logged" in cli("deploy", "compare", "fraud-api").stdout
+    log = InferenceLog(get_settings().resolved_inference_log(), "fraud-api", replica="r1")
+    for i in range(10):
+        for version, role, answer in ((1, "route", i % 2), (3, "shadow", 0)):
+            log.log(request_id=f"r{i}", model="fraud", version=version, role=role, inputs=[{"x": 1.0}],
+                    outputs=[answer], latency_ms=1.0, timestamp_ms=1_000 + i)
+        log.feedback(f"r{i}", i % 2, timestamp_ms=2_000)
+    log.close()
+    out = cli("deploy", "compare", "fraud-api").stdout
+    assert "fraud/3" in out and "50.0%" in out and "100.0%" in out
+    [row] = strict_json(cli("deploy", "compare", "fraud-api", "--json").stdout)
+    assert (row["paired"], row["agreement"], row["answer_accuracy"], row["shadow_accuracy"]) == (10, 0.5, 1.0, 0.5)
+    cli("deploy", "compare", "../etc", code=2)

@@ -7,6 +7,7 @@ rollback — and what happened (status, history), plus Kubernetes manifests for 
     arsenale deploy split fraud-api --ab fraud/5=50,fraud/6=50 --sticky-key customer_id
     arsenale deploy shadow fraud-api --model fraud/7        (--clear to stop mirroring)
     arsenale deploy status fraud-api
+    arsenale deploy compare fraud-api        (shadow answers beside the answers given)
     arsenale deploy rollback fraud-api
 """
 
@@ -21,7 +22,7 @@ import typer
 from arsenale.cli import render
 from arsenale.errors import InvalidInput
 from arsenale.platform import Client
-from arsenale.serving.models import Deployment, DeploymentStatus
+from arsenale.serving.models import Deployment, DeploymentStatus, check_deployment_name
 
 app = typer.Typer(help="Deployments: traffic splits, shadows, canary rollouts, rollback.", no_args_is_help=True)
 
@@ -265,3 +266,30 @@ def k8s(name: Name,
     manifests = render_manifests(name, image=image, replicas=replicas, min_replicas=replicas,
                                  max_replicas=max(max_replicas, replicas), workers_per_pod=workers, port=port)
     typer.echo(to_yaml(manifests), nl=False)
+
+
+@app.command("compare")
+def compare(name: Name, as_json: render.JsonFlag = False) -> None:
+    """Champion/challenger: each shadow's answers beside the answers given, from the inference log."""
+    from arsenale.config import get_settings
+    from arsenale.serving.comparison import compare_shadows
+
+    check_deployment_name(name)
+    results = compare_shadows(get_settings().resolved_inference_log(), name)
+    if as_json:
+        render.print_json(results)
+        return
+    if not results:
+        render.print_message(f"no shadow answers logged for {name}: arsenale deploy shadow {name} --model …")
+        return
+    t = render.table("shadow", "beside", "paired", "agreement", "labelled", "answered accuracy",
+                     "shadow accuracy", title=f"{name}: champion/challenger")
+    for c in results:
+        t.add_row(render.cell(c.shadow, "bold"), render.cell(render.pairs(c.answered_by)), render.cell(c.paired),
+                  render.cell(_pct(c.agreement)), render.cell(c.labelled), render.cell(_pct(c.answer_accuracy)),
+                  render.cell(_pct(c.shadow_accuracy)))
+    render.show(t)
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:.1f}%"
