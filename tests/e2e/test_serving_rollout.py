@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from arsenale.platform import Client
 from tests.conftest import _truncate_postgres, free_port_pair
 
 pytestmark = pytest.mark.slow
@@ -98,14 +99,16 @@ def test_canary_to_100_and_rollback_drop_no_request(backend: str, tmp_path: Path
             t.start()
         _cli(env, tmp_path, "deploy", "canary", "bc-api", "--model", "bc/2", "--steps", "20,50,100",
              "--interval", "1s", "--min-requests", "30", "--max-error-rate", "0.05")
+        store = Client(env.get("ARSENALE_URI") or f"sqlite:///{tmp_path / '.arsenale' / 'arsenale.db'}",
+                       artifacts=str(tmp_path / ".arsenale" / "artifacts"))
         deadline = time.monotonic() + 90
-        while True:
-            plan = _cli(env, tmp_path, "deploy", "list")[0]["policy"].get("canary")
-            if plan and plan["state"] != "running":
+        while True:  # read in-process: polling through the CLI costs a process start per look
+            plan = store.deployments.get("bc-api").policy.canary
+            if plan and plan.state != "running":
                 break
             assert time.monotonic() < deadline, f"the rollout did not finish: {plan}"
-            time.sleep(0.5)
-        assert plan["state"] == "promoted"
+            time.sleep(0.2)
+        assert plan.state == "promoted"
         time.sleep(1.5)  # the replica applies the promoted policy; traffic now goes to v2 alone
         before = Counter(versions)
         time.sleep(1.0)

@@ -79,7 +79,7 @@ def serve(
 
         canary = CanaryController(client.deployments, owner=replica,
                                   inference_log_root=settings.resolved_inference_log())
-        canary.start([deployment])
+        canary.start([deployment], every_s=1.0)  # one indexed read a second; a step is judged promptly
     what = f"deployment {deployment}" if deployment else model
     render.print_message(f"serving {what} on http://{host}:{port}  (V2: /v2/models/…/infer, JSON: /predict, "
                          f"metrics: /metrics; {workers or 'in-process'} model worker(s))", "bold")
