@@ -9,7 +9,10 @@ tool with one worker on 127.0.0.1:
 * MLflow: `mlflow models serve -m <model> --env-manager local --workers 1` (its venv's bin on PATH).
 * Arsenale: `arsenale serve models:/bc/1 --workers 0` — one process, the model in the server process,
   with contract validation, the inference log (every request) and Prometheus metrics switched on.
-  Then the same through a deployment with a 50/50 split and with a shadow, to price routing.
+  Then the same through a deployment with one route, with a 50/50 split and with a shadow: a split
+  and a shadow are priced against the one-route deployment by sequential latency, all four servers
+  running at once and taking turns (three rounds, medians) so that load drifting on the machine
+  moves them alike.
 
 Load: `wrk` (Debian's package) with 1 thread and 16 connections for --duration seconds, POSTing a
 single-row JSON request; figures are requests/s and the p99 latency wrk reports. Then one connection
@@ -94,17 +97,28 @@ def batch_seconds(url: str, body_file: Path, n: int = 20) -> float:
     return statistics.median(times)
 
 
-def measure(server: Server, path: str, folder: Path, args: argparse.Namespace) -> dict:
+def measure(server: Server, path: str, folder: Path, args: argparse.Namespace, sequential: bool = True) -> dict:
     url = f"{server.url}{path}"
     post(url, (folder / "request.json").read_bytes())  # fails loudly if the request format is wrong
     run_wrk(url, folder / "request.json", 2, args.connections, folder)  # warm-up
     result = run_wrk(url, folder / "request.json", args.duration, args.connections, folder)
-    # Latency without queueing: one connection, one request at a time (what a split or shadow adds).
-    single = run_wrk(url, folder / "request.json", max(3, args.duration // 2), 1, folder)
-    result["sequential_p50_ms"], result["sequential_p99_ms"] = single["p50_ms"], single["p99_ms"]
+    if sequential:  # latency without queueing: one connection, one request at a time
+        single = run_wrk(url, folder / "request.json", max(3, args.duration // 2), 1, folder)
+        result["sequential_p50_ms"], result["sequential_p99_ms"] = single["p50_ms"], single["p99_ms"]
     result["batch_1000_s"] = batch_seconds(url, folder / "batch.json")
     log(f"{server.name}: {result}")
     return result
+
+
+def sequential_rounds(servers: dict[str, Server], folder: Path, rounds: int = 3, seconds: int = 4) -> dict:
+    """Sequential p50 of each server, the servers taking turns so that load drifting on the machine
+    moves them all alike; the median over the rounds."""
+    p50s: dict[str, list[float]] = {label: [] for label in servers}
+    for _ in range(rounds):
+        for label, server in servers.items():
+            p50s[label].append(run_wrk(f"{server.url}/predict", folder / "request.json", seconds, 1, folder)["p50_ms"])
+    log(f"sequential p50 per round: {p50s}")
+    return {label: statistics.median(v) for label, v in p50s.items()}
 
 
 def main() -> int:
@@ -144,23 +158,33 @@ def main() -> int:
         subprocess.run([sys.executable, str(PREPARE), "arsenale", str(ars)], env=env, check=True, cwd=ars.parent,
                        capture_output=True)
         cli = [sys.executable, "-m", "arsenale.cli.main"]
-        for label, command, setup in [
-            ("arsenale", ["serve", "models:/bc/1", "--workers", "0"], None),
+        configs = [
+            ("arsenale", ["serve", "models:/bc/1", "--workers", "0"], []),
+            ("arsenale_deployment", ["serve", "--deployment", "bc-one", "--workers", "0"],
+             [["deploy", "create", "bc-one", "--model", "bc/1"]]),
             ("arsenale_split", ["serve", "--deployment", "bc-split", "--workers", "0"],
              [["deploy", "create", "bc-split", "--model", "bc/1"],
               ["deploy", "split", "bc-split", "--ab", "bc/1=50,bc/2=50"]]),
             ("arsenale_shadow", ["serve", "--deployment", "bc-shadow", "--workers", "0"],
              [["deploy", "create", "bc-shadow", "--model", "bc/1"],
               ["deploy", "shadow", "bc-shadow", "--model", "bc/2"]]),
-        ]:
-            for step in setup or []:
-                subprocess.run([*cli, *step], env=env, cwd=ars, check=True, capture_output=True)
-            port = free_port()
-            server = Server(label, [*cli, *command, "--host", "127.0.0.1", "--port", str(port)], env, ars, port)
-            try:
+        ]
+        servers: dict[str, Server] = {}
+        try:
+            for label, command, setup in configs:
+                for step in setup:
+                    subprocess.run([*cli, *step], env=env, cwd=ars, check=True, capture_output=True)
+                port = free_port()
+                servers[label] = Server(label, [*cli, *command, "--host", "127.0.0.1", "--port", str(port)], env,
+                                        ars, port)
+            for label, server in servers.items():
                 server.wait_healthy(path="/v2/health/ready")
-                results[label] = measure(server, "/predict", ars, args)
-            finally:
+            for label, server in servers.items():
+                results[label] = measure(server, "/predict", ars, args, sequential=False)
+            for label, p50 in sequential_rounds(servers, ars).items():
+                results[label]["sequential_p50_ms"] = p50
+        finally:
+            for server in servers.values():
                 server.stop()
     finally:
         if not args.keep:
@@ -177,13 +201,16 @@ def main() -> int:
     ]
     rows.append(("sequential p50 ms, 1 row", f"{m['sequential_p50_ms']:.2f}", f"{a['sequential_p50_ms']:.2f}",
                  f"{m['sequential_p50_ms'] / a['sequential_p50_ms']:.1f}x lower", ""))
+    d = results["arsenale_deployment"]
+    rows.append(("deployment (1 route): seq. p50 ms", "", f"{d['sequential_p50_ms']:.2f}",
+                 f"{100 * (d['sequential_p50_ms'] / a['sequential_p50_ms'] - 1):+.1f}% vs model", ""))
     for label in ("arsenale_split", "arsenale_shadow"):
         r = results[label]
         kind = label.split("_")[1]
         rows.append((f"{kind}: sequential p50 ms", "", f"{r['sequential_p50_ms']:.2f}",
-                     f"{100 * (r['sequential_p50_ms'] / a['sequential_p50_ms'] - 1):+.1f}%", "< +5%"))
+                     f"{100 * (r['sequential_p50_ms'] / d['sequential_p50_ms'] - 1):+.1f}%", "< +5%"))
         rows.append((f"{kind}: requests/s, 16 conns", "", f"{r['rps']:,.0f}",
-                     f"{100 * (r['rps'] / a['rps'] - 1):+.1f}%", ""))
+                     f"{100 * (r['rps'] / d['rps'] - 1):+.1f}%", ""))
     widths = [max(len(str(r[i])) for r in rows + [("measure", "MLflow", "Arsenale", "ratio", "target")])
               for i in range(5)]
     for i, r in enumerate([("measure", "MLflow " + version, "Arsenale", "ratio", "target"), *rows]):

@@ -60,7 +60,9 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 READY_TIMEOUT_S = 30.0
 RETIRE_GRACE_S = 60.0
 SHADOW_QUEUE = 1024
-SHADOW_WORKERS = 2
+SHADOW_WORKERS = 128  # coroutines waiting on the mirror batchers: enough to fill a batch per linger
+SHADOW_BATCH = 128
+SHADOW_LINGER_MS = 50.0
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$")
 _V2_PATH = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?(/infer)?/?$")
 _JSON = b"application/json"
@@ -86,6 +88,7 @@ class _Served:
     flavor: str
     decoder: RequestDecoder
     batcher: AdaptiveBatcher
+    mirror: AdaptiveBatcher  # the same version's calls as a shadow: lingering, so they come in large batches
     metrics: VersionMetrics
     header: bytes
     inflight: int = 0
@@ -200,6 +203,7 @@ class ServingApp:
         if self._state is not None:
             for served in self._state.served.values():
                 await served.batcher.close()
+                await served.mirror.close()
         await asyncio.to_thread(self.shutdown)
         if self._own_executor:
             await self.executor.close()
@@ -228,11 +232,8 @@ class ServingApp:
         task.add_done_callback(self._tasks.discard)
 
     def _open_inference_log(self) -> None:
-        try:
-            from arsenale.serving.inference_log import InferenceLog, sampled
-        except ImportError:  # serving without the inference log is still serving
-            log.warning("arsenale.serving.inference_log is unavailable; requests are not logged")
-            return
+        from arsenale.serving.inference_log import InferenceLog, sampled
+
         self.inference_log = InferenceLog(self.log_root, self.name, sample_rate=self.sample_rate,
                                           replica=self.replica)
         self._sampled = sampled
@@ -306,7 +307,9 @@ class ServingApp:
         batcher = AdaptiveBatcher(self.executor, ref.key, self.max_batch, self.max_wait_ms,
                                   build=decoder.frame, max_concurrent=self.max_concurrent,
                                   on_batch=vm.batch_size.observe)
-        return _Served(ref=ref, contract=contract, flavor=mv.flavor, decoder=decoder, batcher=batcher,
+        mirror = AdaptiveBatcher(self.executor, ref.key, max(self.max_batch, SHADOW_BATCH), self.max_wait_ms,
+                                 build=decoder.frame, max_concurrent=1, min_linger_ms=SHADOW_LINGER_MS)
+        return _Served(ref=ref, contract=contract, flavor=mv.flavor, decoder=decoder, batcher=batcher, mirror=mirror,
                        metrics=vm, header=ref.key.encode())
 
     async def _retire(self, retired: list[_Served]) -> None:
@@ -319,6 +322,7 @@ class ServingApp:
         for s in retired:
             if s.ref.key in keys:
                 await s.batcher.close()
+                await s.mirror.close()
         if keys:
             self.executor.unload(keys)
 
@@ -542,7 +546,7 @@ class ServingApp:
                 return  # the shadow expects other inputs: nothing to compare
         shadow.inflight += 1
         try:
-            out = await shadow.batcher.submit(part, part.n)
+            out = await shadow.mirror.submit(part, part.n)
         except NotFound:
             return  # retired while queued
         except ArsenaleError:
