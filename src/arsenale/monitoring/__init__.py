@@ -6,20 +6,43 @@
 
     profile = monitoring.reference_profile(train_df)           # once, a few KB per column
     monitoring.drift(profile, current_df)                      # later, without the training data
+    monitoring.detect_changes(errors, detector="adwin")        # concept drift in the error stream
+    monitoring.performance_by_window(read_log(...), window="1h")   # accuracy once labels arrive
+    monitoring.estimate_performance(probabilities)             # before they arrive (assumes calibration)
 """
 
+from arsenale.monitoring.concept import (
+    DETECTORS,
+    Change,
+    ChangeReport,
+    EstimateComparison,
+    PerformanceEstimate,
+    detect_changes,
+    estimate_performance,
+    estimate_vs_reference,
+    performance_by_window,
+)
 from arsenale.monitoring.drift import ColumnDrift, DriftReport, drift
 from arsenale.monitoring.sketch import CategoricalSketch, NumericSketch, ReferenceProfile, reference_profile
 from arsenale.monitoring.stattests import METHODS, Method
 
 __all__ = [
+    "DETECTORS",
     "METHODS",
     "CategoricalSketch",
+    "Change",
+    "ChangeReport",
+    "EstimateComparison",
+    "PerformanceEstimate",
     "ColumnDrift",
     "DriftReport",
     "Method",
     "NumericSketch",
     "ReferenceProfile",
+    "detect_changes",
     "drift",
+    "estimate_performance",
+    "estimate_vs_reference",
+    "performance_by_window",
     "reference_profile",
 ]
