@@ -6,6 +6,7 @@
 
     profile = monitoring.reference_profile(train_df)           # once, a few KB per column
     monitoring.drift(profile, current_df)                      # later, without the training data
+    monitoring.check_quality(contract, current_df)             # missing, out of range, unseen, skew
     monitoring.detect_changes(errors, detector="adwin")        # concept drift in the error stream
     monitoring.performance_by_window(read_log(...), window="1h")   # accuracy once labels arrive
     monitoring.estimate_performance(probabilities)             # before they arrive (assumes calibration)
@@ -23,6 +24,7 @@ from arsenale.monitoring.concept import (
     performance_by_window,
 )
 from arsenale.monitoring.drift import ColumnDrift, DriftReport, drift
+from arsenale.monitoring.quality import ColumnQuality, QualityIssue, QualityReport, check_quality
 from arsenale.monitoring.sketch import CategoricalSketch, NumericSketch, ReferenceProfile, reference_profile
 from arsenale.monitoring.stattests import METHODS, Method
 
@@ -34,11 +36,15 @@ __all__ = [
     "ChangeReport",
     "EstimateComparison",
     "PerformanceEstimate",
+    "QualityIssue",
+    "QualityReport",
     "ColumnDrift",
+    "ColumnQuality",
     "DriftReport",
     "Method",
     "NumericSketch",
     "ReferenceProfile",
+    "check_quality",
     "detect_changes",
     "drift",
     "estimate_performance",
