@@ -176,11 +176,15 @@ def _watch_drift(client: Any, model: str, champion: str) -> dict[str, Any]:
     for name in features[:20]:  # the "mean …" and "… error" measurements read 30% high after the recalibration
         shifted[name] = shifted[name] * 1.3
     alarm = monitoring.drift(contract.profile, shifted)
+    quality = monitoring.check_quality(contract, shifted)
+    skewed = sorted({i.column for i in quality.issues if i.kind == "skew"})
     drifted = [c.name for c in alarm.columns.values() if c.drifted]
     print(f"  drift of {len(live)} logged rows vs the champion's training profile: "
           f"{calm.number_of_drifted_columns}/{calm.number_of_columns} features drifted "
           f"(dataset drift: {calm.dataset_drift}, flagged at {calm.drift_share_threshold:.0%} of features)")
     print(f"  a window with 20 features recalibrated 30% high: {alarm.number_of_drifted_columns}/"
           f"{alarm.number_of_columns} drifted ({', '.join(drifted[:4])}…), dataset drift: {alarm.dataset_drift}")
-    return {"logged_rows": len(live), "calm_drifted": calm.number_of_drifted_columns,
+    print(f"  data quality of that window: {len(quality.issues)} issue(s), training/serving skew on "
+          f"{len(skewed)} feature(s) — the signature of a pipeline bug, beside the drift")
+    return {"logged_rows": len(live), "calm_drifted": calm.number_of_drifted_columns, "skewed": len(skewed),
             "shifted_drifted": alarm.number_of_drifted_columns, "shifted_dataset_drift": alarm.dataset_drift}

@@ -45,3 +45,4 @@ def test_demo_tracks_a_real_sweep(capsys: pytest.CaptureFixture[str]) -> None:
     assert serving["logged_rows"] >= 0.99 * serving["served"]  # requests and their features are in the inference log
     assert serving["shifted_drifted"] >= 20 and serving["shifted_dataset_drift"]
     assert serving["calm_drifted"] < serving["shifted_drifted"]
+    assert serving["skewed"] >= 10  # the recalibrated features show as training/serving skew too
