@@ -207,6 +207,7 @@
 
   document.addEventListener("DOMContentLoaded", function () { init(document); });
   document.addEventListener("htmx:afterSettle", function (ev) { init(ev.target); });
+  window.ArsenaleCharts = { PALETTE: PALETTE, axisSize: axisSize };  // shared with the time-series charts below
 })();
 
 /* Time-series charts whose data the page carries (deployments: traffic per version, the split over time),
@@ -222,8 +223,8 @@
 (function () {
   "use strict";
 
-  var PALETTE = ["#1f5fbf", "#d9480f", "#2b8a3e", "#9c36b5", "#c92a2a", "#0b7285", "#e67700", "#5c7cfa",
-    "#495057", "#a61e4d"];
+  var PALETTE = window.ArsenaleCharts.PALETTE;
+  var axisSize = window.ArsenaleCharts.axisSize;
   var HEIGHT = 240;
 
   function fmt(v, unit) {
@@ -236,18 +237,6 @@
 
   function utc(seconds) {
     return new Date(seconds * 1000).toISOString().replace("T", " ").slice(0, 19);
-  }
-
-  function axisSize(u, values, axisIdx, cycleNum) {
-    var axis = u.axes[axisIdx];
-    if (cycleNum > 1) return axis._size;
-    var size = axis.ticks.size + axis.gap;
-    var longest = (values || []).reduce(function (acc, v) { return v.length > acc.length ? v : acc; }, "");
-    if (longest) {
-      u.ctx.font = axis.font[0];
-      size += u.ctx.measureText(longest).width / devicePixelRatio;
-    }
-    return Math.ceil(size);
   }
 
   function showMessage(fig, text, isError) {
