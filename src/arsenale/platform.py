@@ -49,6 +49,7 @@ class Client:
             from arsenale.client.deployments import DeploymentClient
 
             self.deployments = DeploymentClient(transport)
+            self._monitors_factory = _remote_monitors
             self._datasets_factory: Callable[[], DatasetAPI] = lambda: _http_datasets(transport)
         else:
             from arsenale.audit.service import AuditService
@@ -73,8 +74,10 @@ class Client:
             from arsenale.serving.service import DeploymentService
 
             self.deployments = DeploymentService(engine, self.registry, actor)
+            self._monitors_factory = lambda: _local_monitors(engine, self, actor)
             self._datasets_factory = lambda: _local_datasets(engine, blobs, actor)
         self._datasets: DatasetAPI | None = None
+        self._monitors: Any = None
 
     @property
     def datasets(self) -> DatasetAPI:
@@ -82,6 +85,13 @@ class Client:
         if self._datasets is None:
             self._datasets = self._datasets_factory()
         return self._datasets
+
+    @property
+    def monitors(self) -> Any:
+        """Monitors (a `MonitorService`); built on first use, so pandas and scipy load only when needed."""
+        if self._monitors is None:
+            self._monitors = self._monitors_factory()
+        return self._monitors
 
     def __repr__(self) -> str:
         return f"Client({self.uri!r})"
@@ -98,3 +108,17 @@ def _http_datasets(transport: Any) -> DatasetAPI:
     from arsenale.client.data import DatasetClient
 
     return DatasetClient(transport)
+
+
+def _local_monitors(engine: Any, client: Client, actor: str) -> Any:
+    from arsenale.monitoring.service import MonitorService
+
+    return MonitorService(engine, client.deployments, client.registry, actor,
+                          get_settings().resolved_inference_log())
+
+
+def _remote_monitors() -> Any:
+    from arsenale.errors import InvalidInput
+
+    raise InvalidInput("monitors run next to the store and the inference log: use a sqlite:/// or "
+                       "postgresql:// URI (over HTTP they are not available yet)", field="uri")

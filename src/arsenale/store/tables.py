@@ -438,3 +438,33 @@ deployment_stats = Table(
     Column("latency_sum_ms", Float, nullable=False),
     Index("ix_deployment_stats_deployment_window", "deployment", "window_start"),
 )
+
+# ---------------------------------------------------------------- monitoring
+
+monitors = Table(
+    "monitors",
+    metadata,
+    Column("name", String(MAX_NAME), primary_key=True),
+    Column("deployment", String(MAX_NAME), nullable=False),
+    Column("reference", String(MAX_NAME), nullable=False),
+    Column("window_s", Integer, nullable=False),
+    Column("schedule", String(MAX_NAME), nullable=True),
+    Column("settings", Text, nullable=False),
+    Column("creation_time", BigInteger, nullable=False),
+)
+
+monitor_runs = Table(
+    "monitor_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("monitor", String(MAX_NAME), ForeignKey("monitors.name", ondelete="CASCADE"), nullable=False),
+    Column("window_start", BigInteger, nullable=False),
+    Column("window_end", BigInteger, nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("model", String(MAX_NAME), nullable=True),
+    Column("version", Integer, nullable=True),
+    Column("values", Text, nullable=False),
+    Column("report", Text, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Index("ix_monitor_runs_monitor_end", "monitor", "window_end"),
+)

@@ -1,0 +1,164 @@
+"""Monitors: a deployment's live traffic, evaluated window by window against the answering version's contract.
+
+One evaluation reads the window from the inference log, tests drift against the training profile kept in
+the model contract (the training data is never reloaded), checks data quality, measures accuracy on the rows
+whose labels have arrived, and stores every value under the names alert rules refer to (`drift_share`,
+`dataset_drift`, `quality.errors`, `accuracy`, `drift.<column>.statistic`, …) with the full reports.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from sqlalchemy import Engine
+
+from arsenale.errors import Conflict, InvalidInput, NotFound
+from arsenale.monitoring.models import Monitor, MonitorRun, check_monitor_name, window_seconds
+from arsenale.registry.service import RegistryAPI
+from arsenale.serving.service import DeploymentAPI
+from arsenale.store import monitors as sql
+from arsenale.store.audit import AuditRecord
+from arsenale.store.audit import append as audit_append
+from arsenale.store.db import read, write
+from arsenale.tracking.models import now_ms
+
+REFERENCES = ("model-contract",)
+
+
+def _monitor(row: Any) -> Monitor:
+    settings = json.loads(row.settings)
+    return Monitor(name=row.name, deployment=row.deployment, reference=row.reference, window_s=row.window_s,
+                   schedule=row.schedule, drift_share=settings.get("drift_share", 0.5),
+                   creation_time=row.creation_time)
+
+
+def _run(row: Any) -> MonitorRun:
+    report = getattr(row, "report", None)
+    return MonitorRun(id=row.id, monitor=row.monitor, window_start=row.window_start, window_end=row.window_end,
+                      rows=row.rows, model=row.model, version=row.version, values=json.loads(row.values),
+                      timestamp=row.timestamp, report=json.loads(report) if report else None)
+
+
+class MonitorService:
+    def __init__(self, engine: Engine, deployments: DeploymentAPI, registry: RegistryAPI, actor: str,
+                 inference_log_root: str) -> None:
+        self.engine = engine
+        self.deployments = deployments
+        self.registry = registry
+        self.actor = actor
+        self.root = inference_log_root
+
+    def create(self, name: str, deployment: str, *, reference: str = "model-contract", window: Any = "1h",
+               schedule: str | None = None, drift_share: float = 0.5) -> Monitor:
+        check_monitor_name(name)
+        if reference not in REFERENCES:
+            raise InvalidInput(f"reference must be one of {', '.join(REFERENCES)}; got {reference!r}",
+                               field="reference")
+        seconds = window_seconds(window)
+        if schedule is not None:
+            from croniter import croniter
+
+            if not isinstance(schedule, str) or not croniter.is_valid(schedule):
+                raise InvalidInput(f"schedule must be a cron expression like '*/10 * * * *'; got {schedule!r}",
+                                   field="schedule")
+        if isinstance(drift_share, bool) or not isinstance(drift_share, (int, float)) or not 0 <= drift_share <= 1:
+            raise InvalidInput(f"drift_share must be between 0 and 1; got {drift_share!r}", field="drift_share")
+        self.deployments.get(deployment)  # NotFound for an unknown deployment
+        now = now_ms()
+        with write(self.engine) as conn:
+            if sql.get_monitor(conn, name) is not None:
+                raise Conflict(f"monitor {name!r} already exists", field="name")
+            sql.insert_monitor(conn, name=name, deployment=deployment, reference=reference, window_s=seconds,
+                               schedule=schedule, settings=json.dumps({"drift_share": float(drift_share)}),
+                               creation_time=now)
+            audit_append(conn, AuditRecord(self.actor, "monitor.create", "monitor", name,
+                                           {"deployment": deployment, "window_s": seconds, "schedule": schedule}),
+                         now)
+        return self.get(name)
+
+    def get(self, name: str) -> Monitor:
+        check_monitor_name(name)
+        with read(self.engine) as conn:
+            row = sql.get_monitor(conn, name)
+        if row is None:
+            raise NotFound(f"no monitor named {name!r}", field="name")
+        return _monitor(row)
+
+    def list(self) -> list[Monitor]:
+        with read(self.engine) as conn:
+            return [_monitor(r) for r in sql.list_monitors(conn)]
+
+    def delete(self, name: str) -> None:
+        check_monitor_name(name)
+        now = now_ms()
+        with write(self.engine) as conn:
+            if not sql.delete_monitor(conn, name):
+                raise NotFound(f"no monitor named {name!r}", field="name")
+            audit_append(conn, AuditRecord(self.actor, "monitor.delete", "monitor", name, {}), now)
+
+    def runs(self, name: str, limit: int = 100, with_report: bool = False) -> list[MonitorRun]:
+        check_monitor_name(name)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
+            raise InvalidInput(f"limit must be an integer in 1..10000, got {limit!r}", field="limit")
+        with read(self.engine) as conn:
+            return [_run(r) for r in sql.list_runs(conn, name, limit, with_report)]
+
+    def run(self, name: str, *, now: int | None = None) -> MonitorRun:
+        """Evaluate the window ending now (or at `now`, ms) and store what was found."""
+        from arsenale import monitoring
+        from arsenale.registry.contract import Contract
+        from arsenale.serving.inference_log import read_log
+
+        monitor = self.get(name)
+        end = now_ms() if now is None else int(now)
+        start = end - monitor.window_s * 1000
+        routes = self.deployments.get(monitor.deployment).policy.routes
+        primary = max(routes, key=lambda r: r.weight)
+        contract = Contract.model_validate(self.registry.get_version(primary.model, primary.version).contract)
+        if contract.inputs is None or contract.profile is None:
+            raise InvalidInput(f"{primary.key} was registered without reference data: its contract has no "
+                               "profile to compare live traffic with", field="reference")
+        log = read_log(self.root, monitor.deployment, since_ms=start, until_ms=end, role="route")
+        features = [c.name for c in contract.inputs.columns]
+        window = log[[c for c in features if c in log.columns]] if len(log) else log.reindex(columns=features)
+        drift = monitoring.drift(contract.profile, window, drift_share=monitor.drift_share)
+        quality = monitoring.check_quality(contract, log if len(log) else window)
+        values: dict[str, float | None] = {
+            "rows": float(len(log)), "drift_share": drift.drift_share, "dataset_drift": float(drift.dataset_drift),
+            "drifted_columns": float(drift.number_of_drifted_columns),
+            "quality.errors": float(quality.summary.get("errors", 0)),
+            "quality.warnings": float(quality.summary.get("warnings", 0)),
+            "quality.missing_share": quality.summary.get("missing_share"),
+        }
+        for column, result in drift.columns.items():
+            values[f"drift.{column}.statistic"] = result.statistic
+        values.update(_accuracy(log))
+        values = {k: None if v is None or not math.isfinite(v) else float(v) for k, v in values.items()}
+        report = {"drift": drift.to_dict(), "quality": quality.to_dict()}
+        stamp = now_ms()
+        with write(self.engine) as conn:
+            if sql.get_monitor(conn, name) is None:
+                raise NotFound(f"no monitor named {name!r}", field="name")
+            run_id = sql.insert_run(conn, monitor=name, window_start=start, window_end=end, rows=len(log),
+                                    model=primary.model, version=primary.version,
+                                    values=json.dumps(values, allow_nan=False),
+                                    report=json.dumps(report, default=str), timestamp=stamp)
+        return MonitorRun(id=run_id, monitor=name, window_start=start, window_end=end, rows=len(log),
+                          model=primary.model, version=primary.version, values=values, timestamp=stamp,
+                          report=report)
+
+
+def _accuracy(log: Any) -> dict[str, float | None]:
+    """Accuracy on the window's rows whose labels have arrived (None until some have)."""
+    import pandas as pd
+
+    labelled = log[log["label"].notna()] if len(log) and "label" in log.columns else log.iloc[0:0]
+    if not len(labelled):
+        return {"labelled": 0.0, "accuracy": None}
+    try:
+        correct = pd.to_numeric(labelled["prediction"]) == pd.to_numeric(labelled["label"])
+    except (TypeError, ValueError):  # text labels: compare as text
+        correct = labelled["prediction"].astype(str) == labelled["label"].astype(str)
+    return {"labelled": float(len(labelled)), "accuracy": float(correct.mean())}
