@@ -1,6 +1,6 @@
 """The `arsenale` command: one Typer sub-app per component, errors mapped to exit codes in one place.
 
-    arsenale [--uri URI] experiments|runs|artifacts|models|datasets|data|deploy|audit|db ...
+    arsenale [--uri URI] experiments|runs|artifacts|models|datasets|data|deploy|monitor|audit|db ...
     arsenale server | ui | serve | version
 
 An `ArsenaleError` never shows a traceback: its message goes to stderr as
@@ -32,6 +32,7 @@ def _register(app: typer.Typer) -> None:
         deploy,
         experiments,
         models,
+        monitor,
         pipelines,
         runs,
         server,
@@ -45,6 +46,7 @@ def _register(app: typer.Typer) -> None:
     app.add_typer(datasets.app, name="datasets")
     app.add_typer(audit.app, name="audit")
     app.add_typer(deploy.app, name="deploy")
+    app.add_typer(monitor.app, name="monitor")
     app.add_typer(db.app, name="db")
     app.command("server")(server.server)
     app.command("ui")(server.ui)

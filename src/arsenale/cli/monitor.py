@@ -1,0 +1,124 @@
+"""`arsenale monitor`: watch a deployment's live traffic against its model's contract.
+
+    arsenale monitor create fraud-api --reference model-contract --window 1h --schedule "*/10 * * * *"
+    arsenale monitor run fraud-api                 # one evaluation now
+    arsenale monitor history fraud-api
+    arsenale monitor report fraud-api --out drift.html
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from arsenale.cli import render
+from arsenale.platform import Client
+
+app = typer.Typer(help="Monitors: drift, data quality and accuracy of a deployment's live traffic.",
+                  no_args_is_help=True)
+
+Name = Annotated[str, typer.Argument(help="The monitor's name (usually the deployment's).")]
+
+
+@app.command("create")
+def create(name: Name,
+           deployment: Annotated[str | None, typer.Option("--deployment", help="Default: the monitor's name.")]
+           = None,
+           reference: Annotated[str, typer.Option("--reference", help="What live data is compared with.")]
+           = "model-contract",
+           window: Annotated[str, typer.Option("--window", help="Each evaluation's window: 10m, 1h, 1d…")] = "1h",
+           schedule: Annotated[str | None, typer.Option("--schedule", help="Cron expression for scheduled runs.")]
+           = None,
+           drift_share: Annotated[float, typer.Option("--drift-share", min=0, max=1, help="Share of drifted "
+                                                      "features that flags the dataset.")] = 0.5,
+           as_json: render.JsonFlag = False) -> None:
+    """Watch a deployment: each evaluation compares a window of its logged traffic with the contract."""
+    mon = Client().monitors.create(name, deployment or name, reference=reference, window=window,
+                                   schedule=schedule, drift_share=drift_share)
+    if as_json:
+        render.print_json(mon)
+    else:
+        render.print_message(f"monitor {mon.name}: deployment {mon.deployment}, window {mon.window_s} s, "
+                             f"reference {mon.reference}" + (f", schedule {mon.schedule}" if mon.schedule else ""),
+                             "green")
+
+
+@app.command("list")
+def list_monitors(as_json: render.JsonFlag = False) -> None:
+    """Every monitor."""
+    monitors = Client().monitors.list()
+    if as_json:
+        render.print_json(monitors)
+        return
+    if not monitors:
+        render.print_message("no monitors yet: arsenale monitor create DEPLOYMENT --window 1h")
+        return
+    t = render.table("name", "deployment", "window s", "schedule", "reference", "created")
+    for m in monitors:
+        t.add_row(render.cell(m.name, "bold"), render.cell(m.deployment), render.cell(m.window_s),
+                  render.cell(m.schedule or ""), render.cell(m.reference), render.cell(render.iso(m.creation_time)))
+    render.show(t)
+
+
+_HEADLINE = ("rows", "drift_share", "dataset_drift", "drifted_columns", "quality.errors", "quality.warnings",
+             "labelled", "accuracy")
+
+
+@app.command("run")
+def run(name: Name, as_json: render.JsonFlag = False) -> None:
+    """Evaluate the window that ends now, store the result, and show it."""
+    result = Client().monitors.run(name)
+    if as_json:
+        render.print_json(result)
+        return
+    rows = [(k, render.number(result.values.get(k))) for k in _HEADLINE]
+    render.show(render.key_value_table(rows, title=f"{name}: {render.iso(result.window_start)} → "
+                                                   f"{render.iso(result.window_end)} ({result.model}/{result.version})"))
+    drifted = [c for c, r in (result.report or {}).get("drift", {}).get("columns", {}).items() if r.get("drifted")]
+    if drifted:
+        render.print_message(f"drifted: {', '.join(drifted[:12])}{' …' if len(drifted) > 12 else ''}", "red")
+
+
+@app.command("history")
+def history(name: Name, limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 50,
+            as_json: render.JsonFlag = False) -> None:
+    """Past evaluations, newest first."""
+    runs = Client().monitors.runs(name, limit)
+    if as_json:
+        render.print_json(runs)
+        return
+    t = render.table("window end", "version", *_HEADLINE)
+    for r in runs:
+        t.add_row(render.cell(render.iso(r.window_end)), render.cell(f"{r.model}/{r.version}"),
+                  *(render.cell(render.number(r.values.get(k))) for k in _HEADLINE))
+    render.show(t)
+
+
+@app.command("report")
+def report(name: Name, out: Annotated[Path, typer.Option("--out", help="Where to write the HTML file.")]
+           = Path("drift.html")) -> None:
+    """Write the latest evaluation as one self-contained HTML file (opens offline)."""
+    from arsenale.errors import NotFound
+    from arsenale.monitoring.drift import DriftReport
+    from arsenale.monitoring.quality import QualityReport
+    from arsenale.monitoring.report import render_report
+
+    runs = Client().monitors.runs(name, 1, with_report=True)
+    if not runs or runs[0].report is None:
+        raise NotFound(f"monitor {name!r} has not run yet: arsenale monitor run {name}", field="name")
+    latest = runs[0]
+    drift = DriftReport.model_validate(latest.report["drift"])
+    quality = QualityReport.model_validate(latest.report["quality"]) if latest.report.get("quality") else None
+    html = render_report(drift, quality=quality, title=f"{name} · {latest.model}/{latest.version}",
+                         generated_at_ms=latest.timestamp)
+    out.write_text(html, encoding="utf-8")
+    render.print_message(f"wrote {out} ({len(html.encode()) // 1024} KiB)", "green")
+
+
+@app.command("delete")
+def delete(name: Name) -> None:
+    """Delete a monitor and its history (the audit trail keeps its record)."""
+    Client().monitors.delete(name)
+    render.print_message(f"deleted monitor {name}", "green")
