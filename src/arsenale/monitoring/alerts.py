@@ -42,6 +42,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from arsenale.background import STOP, QueueWorker
 from arsenale.errors import InvalidInput
 from arsenale.registry.webhooks import sign
 from arsenale.tracking.models import check_name, now_ms
@@ -497,13 +498,12 @@ class _Job:
     lines: list[tuple[int, str]]  # for the log channel: (level, message)
 
 
-_STOP = object()
 _PROBE = AlertEvent(status="firing", rule="r", monitor="m", severity="warning", labels={}, condition="m > 0",
                     value=1.0, starts_at_ms=0, fingerprint="0")
 _IDLE_EXIT_SECONDS = 30.0
 
 
-class Notifier:
+class Notifier(QueueWorker):
     """Sends alert events to their rule's channels in the background; `close()` before the process ends."""
 
     def __init__(self, *, external_url: str = "http://127.0.0.1:5000", secret: str | None = None,
@@ -517,11 +517,7 @@ class Notifier:
         alertmanager_payload([_PROBE], external_url=external_url)  # fail here, not in every notify()
         self.external_url, self.secret = external_url, secret
         self.max_attempts, self.backoff, self.timeout = max_attempts, backoff, timeout
-        self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._unfinished = 0
+        self._init_worker_state()
         self._ids = itertools.count(1)
         self._records: deque[Delivery] = deque(maxlen=history)
         _LIVE.add(self)
@@ -567,28 +563,12 @@ class Notifier:
         with self._lock:
             return [replace(d) for d in self._records]
 
-    def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until every queued delivery is delivered or failed; False if `timeout` ran out first."""
-        deadline = time.monotonic() + max(0.0, timeout)
-        with self._idle:
-            while self._unfinished > 0:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._idle.wait(left)
-            return True
-
     def close(self, timeout: float = 5.0) -> bool:
         """Flush for up to `timeout`, then stop: deliveries still waiting for a retry are recorded as failed."""
-        drained = self.flush(timeout)
-        with self._lock:
-            thread, self._thread = self._thread, None
-            if thread is not None:
-                self._queue.put(_STOP)
-                self._queue = queue.SimpleQueue()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(self.timeout + 1.0)
-        return drained
+        return super().close(timeout)
+
+    def _join_timeout(self, timeout: float) -> float:
+        return self.timeout + 1.0
 
     # ---- the worker thread ---------------------------------------------------------------------
 
@@ -612,7 +592,7 @@ class Notifier:
                     job = jobs.get(timeout=wait)
                 except queue.Empty:
                     job = None
-                if job is _STOP:
+                if job is STOP:
                     for _, _, left in due:
                         d = left.delivery
                         log.warning("alerts: notifier closed with %s delivery %s of rule %r undelivered: %s",

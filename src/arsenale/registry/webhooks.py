@@ -57,6 +57,7 @@ import httpx
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
+from arsenale.background import STOP, QueueWorker
 from arsenale.errors import InvalidInput, NotFound
 from arsenale.store import webhooks as webhooks_sql
 from arsenale.store.db import read, write
@@ -203,10 +204,9 @@ class _Attempt:
     attempts: int = 0
 
 
-_STOP = object()
 
 
-class WebhookService:
+class WebhookService(QueueWorker):
     """Registry webhooks: manage subscriptions, deliver events in the background."""
 
     def __init__(self, engine: Engine, *, max_attempts: int = 4, backoff: float = 0.5, timeout: float = 5.0) -> None:
@@ -221,15 +221,6 @@ class WebhookService:
         self._forked_engine = False
         self._init_worker_state()
         _LIVE.add(self)
-
-    def _init_worker_state(self) -> None:
-        # Rebuilt in a forked child: locks held by parent threads at fork time would never be released there.
-        self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._unfinished = 0  # queued events + deliveries not yet delivered or failed
-        self._pid = os.getpid()
 
     # ---- subscriptions -----------------------------------------------------------------------
 
@@ -301,38 +292,7 @@ class WebhookService:
         except Exception:
             log.exception("webhooks: could not queue event %r for model %r", event, model_name)
 
-    def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until every queued event is delivered or has failed; False if `timeout` ran out first."""
-        deadline = time.monotonic() + max(0.0, timeout)
-        with self._idle:
-            while self._unfinished > 0:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._idle.wait(left)
-            return True
-
-    def close(self, timeout: float = 5.0) -> bool:
-        """Flush, then stop the worker thread (a later `emit` starts a new one)."""
-        drained = self.flush(timeout)
-        with self._lock:
-            thread, self._thread = self._thread, None
-            if thread is not None:
-                # The old worker ends at _STOP; a later emit starts a new one on a fresh queue.
-                self._queue.put(_STOP)
-                self._queue = queue.SimpleQueue()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(max(0.1, timeout))
-        return drained
-
     # ---- the worker thread -------------------------------------------------------------------
-
-    def _finished(self, n: int) -> None:
-        with self._idle:
-            self._unfinished -= n
-            if self._unfinished <= 0:
-                self._unfinished = 0
-                self._idle.notify_all()
 
     def _run(self, jobs: queue.SimpleQueue[Any]) -> None:
         if self._forked_engine:
@@ -350,7 +310,7 @@ class WebhookService:
                     job = jobs.get(timeout=wait)
                 except queue.Empty:
                     job = None
-                if job is _STOP:
+                if job is STOP:
                     if due:
                         log.warning("webhooks: stopped with %d deliveries still to retry", len(due))
                         self._finished(len(due))
