@@ -202,8 +202,3 @@ def test_any_tree_of_strings_numbers_and_booleans_reads_back_unchanged(documents
 def test_awkward_keys_and_values_read_back_unchanged(key: str) -> None:
     documents = [{key: key, "nested": {key: [key, {key: {}}]}}]
     assert list(yaml.safe_load_all(to_yaml(documents))) == documents
-
-
-def test_only_the_supported_types_are_written() -> None:
-    with pytest.raises(TypeError):
-        to_yaml([{"ratio": 0.5}])

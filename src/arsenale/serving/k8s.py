@@ -140,80 +140,11 @@ def render_manifests(deployment: str, *, image: str, replicas: int = 2, min_repl
 
 # ---- YAML ---------------------------------------------------------------------------------------------
 
-_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]*$")
-# Words a YAML 1.1 or 1.2 parser reads as booleans or null: never left unquoted.
-_RESERVED = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
-_LONGEST_SIMPLE_KEY = 1000
-
-
-def _scalar(value: Any) -> str:
-    if value is None:
-        return "null"
-    if value is True or value is False:
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str):
-        if _PLAIN.fullmatch(value) and value.lower() not in _RESERVED:
-            return value
-        return _quote(value)
-    raise TypeError(f"cannot write {type(value).__name__} values as YAML here")
-
-
-def _quote(text: str) -> str:
-    """A double-quoted scalar of printable ASCII: every other character is escaped, so no parser trips."""
-    out = ['"']
-    for ch in text:
-        code = ord(ch)
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif 0x20 <= code < 0x7F:
-            out.append(ch)
-        elif code <= 0xFFFF:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(f"\\U{code:08x}")
-    out.append('"')
-    return "".join(out)
-
-
-def _block(value: Any, indent: int) -> list[str]:
-    pad = " " * indent
-    lines: list[str] = []
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise TypeError("mapping keys must be strings")
-            written = _scalar(key)
-            if len(written) > _LONGEST_SIMPLE_KEY:  # YAML limits implicit keys: say it is a key explicitly
-                lines.append(f"{pad}? {written}")
-                written = ""
-            if isinstance(item, (Mapping, list, tuple)) and item:
-                lines.append(f"{pad}{written}:")
-                lines.extend(_block(item, indent + 2))
-            else:
-                lines.append(f"{pad}{written}: {_inline(item)}")
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            if isinstance(item, (Mapping, list, tuple)) and item:
-                nested = _block(item, indent + 2)
-                nested[0] = f"{pad}- {nested[0][indent + 2:]}"
-                lines.extend(nested)
-            else:
-                lines.append(f"{pad}- {_inline(item)}")
-    else:
-        lines.append(pad + _scalar(value))
-    return lines
-
-
-def _inline(value: Any) -> str:
-    if isinstance(value, Mapping):
-        return "{}"
-    if isinstance(value, (list, tuple)):
-        return "[]"
-    return _scalar(value)
-
 
 def to_yaml(manifests: Sequence[Mapping[str, Any]]) -> str:
-    """A multi-document YAML stream (`kubectl apply -f -` reads it), one document per manifest."""
-    return "".join("---\n" + "\n".join(_block(m, 0) or [_inline(m)]) + "\n" for m in manifests)
+    """A multi-document YAML stream (`kubectl apply -f -` reads it), one document per manifest, keys in the
+    order Kubernetes documentation writes them."""
+    import yaml
+
+    return yaml.safe_dump_all([dict(m) for m in manifests], sort_keys=False, explicit_start=True,
+                              allow_unicode=False, width=1_000_000)
