@@ -1,6 +1,15 @@
-"""Human-readable byte counts, one spelling everywhere (CLI, dashboard, error messages)."""
+"""Human-readable byte counts and durations, one spelling everywhere (CLI, SDK, dashboard, error messages)."""
 
 from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from arsenale.errors import InvalidInput
+
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h|d)?\s*", re.IGNORECASE)
+_SECONDS = {"ms": 0.001, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
 def human_size(n: int | None, missing: str = "") -> str:
@@ -13,3 +22,20 @@ def human_size(n: int | None, missing: str = "") -> str:
             return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{n} B"  # pragma: no cover
+
+
+def parse_duration(value: Any, *, field: str) -> float:
+    """'500ms', '30s', '10m', '15min', '1h', '1d' or a number of seconds → seconds (positive and finite)."""
+    if isinstance(value, bool):
+        seconds = math.nan
+    elif isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.fullmatch(value)):
+        unit = match.group(2).lower() if match.group(2) else None
+        seconds = float(match.group(1)) * _SECONDS[unit]
+    else:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise InvalidInput(f"{field} must be a positive duration like 500ms, 30s, 10m, 1h or 1d; got {value!r}",
+                           field=field)
+    return seconds

@@ -13,12 +13,12 @@ rollback — and what happened (status, history), plus Kubernetes manifests for 
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Annotated
 
 import typer
 
+from arsenale import units
 from arsenale.cli import render
 from arsenale.errors import InvalidInput
 from arsenale.platform import Client
@@ -29,16 +29,9 @@ app = typer.Typer(help="Deployments: traffic splits, shadows, canary rollouts, r
 Name = Annotated[str, typer.Argument(help="The deployment's name, e.g. fraud-api.")]
 Reason = Annotated[str | None, typer.Option("--reason", help="Why; kept in the audit trail.")]
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
 def parse_duration(text: str) -> float:
-    """'60s', '2m', '500ms', '1h' or a bare number of seconds → seconds."""
-    match = _DURATION.match(text)
-    if not match:
-        raise InvalidInput(f"a duration looks like 60s, 2m, 500ms or 1h; got {text!r}", field="interval")
-    return float(match.group(1)) * _UNIT_S[match.group(2)]
+    """The canary's --interval in seconds."""
+    return units.parse_duration(text, field="interval")
 
 
 def parse_steps(text: str) -> list[float]:

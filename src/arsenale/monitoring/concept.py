@@ -27,7 +27,6 @@ from __future__ import annotations
 import inspect
 import json
 import math
-import warnings
 from collections.abc import Sequence
 from typing import Any, Literal, TypeAlias, TypedDict
 
@@ -36,6 +35,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from arsenale.errors import InvalidInput
+from arsenale.units import parse_duration
 
 __all__ = [
     "DETECTORS", "Change", "ChangeReport", "EstimateComparison", "PerformanceEstimate",
@@ -183,17 +183,7 @@ def detect_changes(errors: Errors, *, detector: Detector = "adwin", **params: An
 # ---------------------------------------------------------------- performance from the labelled log
 
 def _window_ms(window: str) -> int:
-    try:
-        with warnings.catch_warnings():  # "1d" is as good a window as "1D", whatever pandas plans for it
-            warnings.simplefilter("ignore")
-            width = pd.Timedelta(window)
-    except (TypeError, ValueError):
-        raise InvalidInput(f"window must be a duration such as '15min', '1h' or '1D', got {window!r}",
-                           field="window") from None
-    ms = int(width / pd.Timedelta(milliseconds=1))
-    if ms <= 0 or pd.isna(width):
-        raise InvalidInput(f"window must be a positive duration, got {window!r}", field="window")
-    return ms
+    return max(1, round(parse_duration(window, field="window") * 1000))
 
 
 def performance_by_window(log: pd.DataFrame, *, window: str | None = None, rows: int | None = None,

@@ -8,10 +8,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from arsenale.errors import InvalidInput
+from arsenale.units import parse_duration
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
-_WINDOW = re.compile(r"\s*(\d+)\s*(s|m|h|d)\s*")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def check_monitor_name(value: Any) -> str:
@@ -22,15 +21,8 @@ def check_monitor_name(value: Any) -> str:
 
 
 def window_seconds(value: Any) -> int:
-    """'1h', '10m', '30s', '1d' or a number of seconds → seconds (at least 1, at most 30 days)."""
-    if isinstance(value, bool):
-        raise InvalidInput(f"window must be like 1h, 10m or a number of seconds; got {value!r}", field="window")
-    if isinstance(value, (int, float)):
-        seconds = int(value)
-    elif isinstance(value, str) and (match := _WINDOW.fullmatch(value)):
-        seconds = int(match.group(1)) * _UNIT_S[match.group(2)]
-    else:
-        raise InvalidInput(f"window must be like 1h, 10m or a number of seconds; got {value!r}", field="window")
+    """'1h', '10m', '30s', '1d' or a number of seconds → whole seconds (at least 1, at most 30 days)."""
+    seconds = int(parse_duration(value, field="window"))
     if not 1 <= seconds <= 30 * 86400:
         raise InvalidInput(f"window must be between 1 s and 30 days; got {seconds} s", field="window")
     return seconds

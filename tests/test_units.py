@@ -1,0 +1,25 @@
+"""Byte counts and durations as people write them."""
+
+from __future__ import annotations
+
+import pytest
+
+from arsenale.errors import InvalidInput
+from arsenale.units import human_size, parse_duration
+
+
+def test_durations_in_every_spelling() -> None:
+    spelled = {"500ms": 0.5, "30s": 30, "30 sec": 30, "10m": 600, "15min": 900, "1h": 3600, "1D": 86400,
+               "1.5": 1.5, 90: 90, 0.25: 0.25}
+    assert {k: parse_duration(k, field="window") for k in spelled} == spelled
+
+
+@pytest.mark.parametrize("bad", ["soon", "-1s", "5 days", "", "1h30m", 0, -3, float("nan"), float("inf"), True, None])
+def test_bad_durations_name_the_field(bad: object) -> None:
+    with pytest.raises(InvalidInput) as err:
+        parse_duration(bad, field="interval")
+    assert err.value.field == "interval"
+
+
+def test_sizes() -> None:
+    assert (human_size(1536), human_size(12), human_size(None, "?")) == ("1.5 KiB", "12 B", "?")
