@@ -8,7 +8,9 @@
     ├── Conflict                  409, exit 4   (already exists, immutable value changed)
     ├── Forbidden                 403, exit 5   (unsafe load refused, tampered artifact)
     │   └── IntegrityError        403, exit 5
-    └── BackendUnavailable        503, exit 6   (database or server unreachable)
+    ├── BackendUnavailable        503, exit 6   (database or server unreachable)
+    ├── WorkerCrashed             503, exit 6   (a model worker died holding the batch: retry)
+    └── ModelFailed               500, exit 1   (the model raised on input that passed its contract)
 
 Each error knows its HTTP status and CLI exit code, so the server and the CLI
 map them in exactly one place. `to_dict`/`from_dict` let the HTTP client raise
@@ -87,8 +89,23 @@ class BackendUnavailable(ArsenaleError):
     code = "BACKEND_UNAVAILABLE"
 
 
+class WorkerCrashed(ArsenaleError):
+    """A model worker died while it held the batch; the caller may retry (HTTP 503, Retry-After)."""
+
+    http_status = 503
+    exit_code = 6
+    code = "WORKER_CRASHED"
+
+
+class ModelFailed(ArsenaleError):
+    """The model itself raised on a batch that passed the contract (HTTP 500, the server keeps serving)."""
+
+    http_status = 500
+    code = "MODEL_FAILED"
+
+
 _BY_CODE: dict[str, type[ArsenaleError]] = {
     c.code: c
     for c in (ArsenaleError, InvalidInput, InvalidFilter, UnprocessableInput, NotFound, Conflict, Forbidden,
-              IntegrityError, BackendUnavailable)
+              IntegrityError, BackendUnavailable, WorkerCrashed, ModelFailed)
 }

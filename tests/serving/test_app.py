@@ -14,9 +14,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from arsenale.config import get_settings
+from arsenale.errors import WorkerCrashed
 from arsenale.platform import Client
 from arsenale.serving.app import ServingApp, create_serving_app
-from arsenale.serving.executor import WorkerCrashed
 from arsenale.serving.inference_log import read_log
 from arsenale.serving.runtime import InProcessExecutor
 from tests.conftest import LiveServer

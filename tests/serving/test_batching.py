@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from arsenale.errors import ModelFailed
 from arsenale.serving.batching import AdaptiveBatcher
-from arsenale.serving.executor import ModelFailed
 from arsenale.serving.models import ModelRef
 
 

@@ -11,10 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from arsenale.errors import Forbidden, NotFound, UnprocessableInput
+from arsenale.errors import Forbidden, ModelFailed, NotFound, UnprocessableInput
 from arsenale.platform import Client
 from arsenale.registry.contract import build_contract
-from arsenale.serving.executor import ModelFailed
 from arsenale.serving.models import ModelRef
 from arsenale.serving.runtime import InProcessExecutor, RequestDecoder, load_predictor, predictor_from_client
 

@@ -18,9 +18,8 @@ import pandas as pd
 import pytest
 
 from arsenale.config import get_settings
-from arsenale.errors import Forbidden, InvalidInput, NotFound
+from arsenale.errors import Forbidden, InvalidInput, ModelFailed, NotFound, WorkerCrashed
 from arsenale.platform import Client
-from arsenale.serving.executor import ModelFailed, WorkerCrashed
 from arsenale.serving.models import ModelRef
 from arsenale.serving.runtime import predictor_from_client
 from arsenale.serving.workers import PoolStats, WorkerPool

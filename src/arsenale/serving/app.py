@@ -36,10 +36,17 @@ import numpy as np
 import pydantic_core
 
 from arsenale.config import get_settings
-from arsenale.errors import ArsenaleError, BackendUnavailable, InvalidInput, NotFound, UnprocessableInput
+from arsenale.errors import (
+    ArsenaleError,
+    BackendUnavailable,
+    InvalidInput,
+    NotFound,
+    UnprocessableInput,
+    WorkerCrashed,
+)
 from arsenale.registry.contract import Contract
 from arsenale.serving.batching import AdaptiveBatcher
-from arsenale.serving.executor import Executor, WorkerCrashed
+from arsenale.serving.executor import Executor
 from arsenale.serving.metrics import ServingMetrics, VersionMetrics
 from arsenale.serving.models import ModelRef, Route, TrafficPolicy
 from arsenale.serving.routing import Router

@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from arsenale.serving.executor import Executor, ModelFailed
+from arsenale.errors import ModelFailed
+from arsenale.serving.executor import Executor
 
 __all__ = ["AdaptiveBatcher"]
 

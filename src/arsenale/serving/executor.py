@@ -5,7 +5,8 @@ A batch of rows then goes to an `Executor`: in-process for the lowest latency, o
 worker processes (`arsenale.serving.workers.WorkerPool`) for CPU-bound models, where a crashed worker
 costs its in-flight requests a 503 with Retry-After and is replaced.
 
-A `Predictor` is a loaded model version; `load_predictor` is the one function that turns a registry
+Their failures are `arsenale.errors.ModelFailed` (500) and `WorkerCrashed` (503). A `Predictor` is a loaded
+model version; `load_predictor` is the one function that turns a registry
 reference into one, in the server process or in a worker.
 """
 
@@ -13,23 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from arsenale.errors import ArsenaleError
 from arsenale.serving.models import ModelRef
-
-
-class WorkerCrashed(ArsenaleError):
-    """A model worker died while it held the batch; the caller may retry (HTTP 503, Retry-After)."""
-
-    http_status = 503
-    exit_code = 6
-    code = "WORKER_CRASHED"
-
-
-class ModelFailed(ArsenaleError):
-    """The model itself raised on a batch that passed the contract (HTTP 500, the server keeps serving)."""
-
-    http_status = 500
-    code = "MODEL_FAILED"
 
 
 class Predictor(Protocol):

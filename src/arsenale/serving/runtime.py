@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from arsenale.errors import ArsenaleError, NotFound, UnprocessableInput
+from arsenale.errors import ArsenaleError, ModelFailed, NotFound, UnprocessableInput
 from arsenale.registry.contract import ColumnSchema, Contract
-from arsenale.serving.executor import ModelFailed, Predictor
+from arsenale.serving.executor import Predictor
 from arsenale.serving.models import ModelRef
 
 if TYPE_CHECKING:

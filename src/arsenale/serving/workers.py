@@ -46,8 +46,7 @@ from dataclasses import dataclass, field
 from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
-from arsenale.errors import ArsenaleError, InvalidInput, NotFound
-from arsenale.serving.executor import ModelFailed, WorkerCrashed
+from arsenale.errors import ArsenaleError, InvalidInput, ModelFailed, NotFound, WorkerCrashed
 from arsenale.serving.models import ModelRef
 
 __all__ = ["PoolStats", "WorkerInfo", "WorkerPool"]
