@@ -5,8 +5,11 @@
         ars.log_metric("loss", 0.3, step=1)
 """
 
-from typing import TYPE_CHECKING, Any
+from __future__ import annotations
 
+# `typing` is not imported at run time (nor anywhere on the path of `arsenale data status`, which must
+# answer in about 100 ms, process start included); type checkers treat TYPE_CHECKING as true.
+TYPE_CHECKING = False
 from arsenale.errors import (
     ArsenaleError,
     BackendUnavailable,
@@ -35,6 +38,8 @@ _LAZY: dict[str, str] = {
 }
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from arsenale.data.fluent import Dataset, register_dataset
     from arsenale.pipelines import pipeline, run_pipeline, step
     from arsenale.platform import Client

@@ -19,7 +19,9 @@ the same class the embedded store would have raised.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+TYPE_CHECKING = False  # `typing` is not imported at run time: see arsenale/__init__.py
+if TYPE_CHECKING:
+    from typing import Any, ClassVar
 
 
 class ArsenaleError(Exception):

@@ -47,3 +47,74 @@ def test_errors_and_other_flags(tracked: Path, capsys: pytest.CaptureFixture[str
     out = subprocess.run([sys.executable, "-m", "arsenale.cli.entry", "data", "status", "--help"],
                          capture_output=True, text=True, cwd=tracked)
     assert out.returncode == 0 and "Usage" in out.stdout  # anything but the plain forms goes to Typer
+
+
+def _clean_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    import os
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    for i in range(4):
+        (tmp_path / "d" / "sub" / f"f{i}.txt").write_text(str(i))
+    old = 1_000_000_000  # long before the stat cache's clock: never racily clean
+    for f in (tmp_path / "d" / "sub").iterdir():
+        os.utime(f, (old, old))
+    assert CliRunner().invoke(app, ["data", "add", "d"]).exit_code == 0
+    return tmp_path
+
+
+def test_unchanged_tree_is_answered_from_its_stat_signature(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from arsenale.cli.datawork import quick_status, status_reports
+
+    _clean_tree(tmp_path, monkeypatch)
+    assert quick_status(None) is None  # nothing vouched for yet: the full status runs and records the signature
+    full = status_reports(["d"])
+    assert full[0]["clean"] and full[0]["hashed"] == 0
+    assert quick_status(None) == quick_status(["d"]) == quick_status(["d.ars"]) == full
+    # every kind of change sends status back to the full path, which reports it
+    (tmp_path / "d" / "sub" / "f1.txt").write_text("x")  # same size, new mtime
+    assert quick_status(None) is None
+    assert status_reports(None)[0]["modified"] == ["sub/f1.txt"]
+    (tmp_path / "d" / "sub" / "f1.txt").write_text("1")
+    status_reports(None)
+    (tmp_path / "d" / "new.txt").write_text("n")
+    assert quick_status(None) is None and status_reports(None)[0]["added"] == ["new.txt"]
+    (tmp_path / "d" / "new.txt").unlink()
+    (tmp_path / "d" / "sub" / "f3.txt").unlink()
+    assert quick_status(None) is None and status_reports(None)[0]["removed"] == ["sub/f3.txt"]
+
+
+def test_a_changed_manifest_is_not_vouched_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from arsenale.cli.datawork import quick_status, status_reports
+
+    _clean_tree(tmp_path, monkeypatch)
+    status_reports(None)
+    assert quick_status(None) is not None
+    manifest = tmp_path / "d.ars"
+    st = manifest.stat()
+    text = manifest.read_text()
+    first = json.loads(text)["files"][0]["digest"]
+    manifest.write_text(text.replace(first, "0" * 64, 1))  # same size: only its bytes say it changed
+    import os
+
+    os.utime(manifest, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert quick_status(None) is None
+    assert entry._fast_status([]) != 0  # the full status reads it, finds the digest no longer matches
+
+
+def test_quick_answers_are_the_full_status_dictionaries() -> None:
+    from arsenale.cli.datawork import clean_report
+    from arsenale.data.results import StatusReport
+
+    assert clean_report("a.ars", "a") == StatusReport(manifest="a.ars", path="a").to_dict()
+
+
+def test_targets_outside_the_workspace_go_to_the_full_status(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from arsenale.cli.datawork import quick_status, status_reports
+
+    (tmp_path / "ws").mkdir()
+    _clean_tree(tmp_path / "ws", monkeypatch)
+    status_reports(None)
+    assert quick_status(["../elsewhere"]) is None

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from arsenale.cli.datawork import status_lines
+from arsenale.cli.datawork import status_lines, status_reports
 from arsenale.cli.datawork import workspace as _workspace
 from arsenale.units import human_size
 
@@ -82,9 +82,9 @@ def add(
 @app.command("status")
 def status(targets: Targets = None, as_json: JsonFlag = False) -> None:
     """Show what changed in tracked files and folders since their manifests."""
-    reports = _workspace().status(targets)
+    reports = status_reports(targets)
     if as_json:
-        _json([r.to_dict() for r in reports])
+        _json(reports)
         return
     for text, style in status_lines(reports):
         _print(text, style)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # `typing` is not imported at run time: see arsenale/__init__.py
 if TYPE_CHECKING:
+    from typing import Any
+
     from arsenale.data.workspace import DataWorkspace
 
 
@@ -42,19 +44,82 @@ def workspace(remote: str | None = None, link: str | None = None) -> "DataWorksp
                          statcache=StatCache(home / "statcache.db"))
 
 
-def status_lines(reports: list[Any]) -> list[tuple[str, str]]:
-    """(text, style) lines describing status reports, styles as Rich names them."""
+def status_reports(targets: list[str] | None) -> list[dict[str, Any]]:
+    """`StatusReport.to_dict()` of each selected manifest (all under the workspace by default).
+
+    Answered from stat information alone when every manifest is provably clean (`quick_status`), by the
+    workspace's full status (which hashes what the stat cache cannot vouch for) otherwise.
+    """
+    quick = quick_status(targets)
+    if quick is not None:
+        return quick
+    return [r.to_dict() for r in workspace().status(targets)]
+
+
+def clean_report(manifest: str, path: str) -> dict[str, Any]:
+    """`StatusReport(manifest, path).to_dict()`, without importing the dataclasses behind it."""
+    return {"manifest": manifest, "path": path, "added": [], "removed": [], "modified": [], "missing": False,
+            "hashed": 0, "clean": True}
+
+
+def quick_status(targets: list[str] | None) -> list[dict[str, Any]] | None:
+    """Reports for the selected manifests if every one is provably clean from stat information alone, else None.
+
+    Provably clean: the manifest's bytes and the tree's stat fingerprint are those a previous full status
+    recorded as matching (see `DataWorkspace.status`). Anything else (a changed file, a new manifest, a
+    target outside the workspace) is left to the full status, which hashes what it must and words errors.
+    """
+    import sqlite3
+
+    from arsenale.data.scan import MANIFEST_SUFFIX, find_manifests, still_clean
+
+    home = find_home()
+    db_path = home / "statcache.db"
+    if not db_path.is_file():
+        return None
+    root = os.path.realpath(home.parent)
+    if targets:
+        manifests = []
+        for t in targets:
+            p = os.path.abspath(t)
+            name = os.path.basename(p) if p.endswith(MANIFEST_SUFFIX) else os.path.basename(p) + MANIFEST_SUFFIX
+            manifests.append(os.path.join(os.path.realpath(os.path.dirname(p)), name))
+    else:
+        manifests = find_manifests(root)
+    if not manifests or not all(m.startswith(root + os.sep) for m in manifests):
+        return None
+    found: list[tuple[str, str]] = []
+    try:
+        db = sqlite3.connect(f"{db_path.as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return None
+    try:
+        for manifest in manifests:
+            target = still_clean(db, manifest)
+            if target is None:
+                return None
+            found.append((manifest, target))
+    except (OSError, sqlite3.Error):  # a file vanished mid-walk, an old cache without the table: the full status
+        return None
+    finally:
+        db.close()
+    return [clean_report(os.path.relpath(m, root).replace(os.sep, "/"), os.path.relpath(t, root).replace(os.sep, "/"))
+            for m, t in found]
+
+
+def status_lines(reports: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(text, style) lines describing status reports (as dictionaries), styles as Rich names them."""
     if not reports:
         return [("nothing tracked here: `arsenale data add PATH` starts versioning a file or folder", "")]
     lines: list[tuple[str, str]] = []
     for r in reports:
-        if r.clean:
-            lines.append((f"{r.manifest}: up to date", "green"))
+        if r["clean"]:
+            lines.append((f"{r['manifest']}: up to date", "green"))
             continue
-        lines.append((f"{r.manifest}:", "bold"))
-        if r.missing:
-            lines.append((f"  missing: {r.path}", "red"))
-        for label, items, style in (("added", r.added, "green"), ("removed", r.removed, "red"),
-                                    ("modified", r.modified, "yellow")):
+        lines.append((f"{r['manifest']}:", "bold"))
+        if r["missing"]:
+            lines.append((f"  missing: {r['path']}", "red"))
+        for label, items, style in (("added", r["added"], "green"), ("removed", r["removed"], "red"),
+                                    ("modified", r["modified"], "yellow")):
             lines.extend((f"  {label + ':':<10}{p}", style) for p in items)
     return lines

@@ -16,18 +16,18 @@ _STYLES = {"green": "32", "red": "31", "yellow": "33", "bold": "1"}
 
 
 def _fast_status(args: list[str]) -> int:
-    from arsenale.cli.datawork import status_lines, workspace
+    from arsenale.cli.datawork import status_lines, status_reports
     from arsenale.errors import ArsenaleError
 
     as_json = "--json" in args
     targets = [a for a in args if a != "--json"] or None
     try:
-        reports = workspace().status(targets)
+        reports = status_reports(targets)
     except ArsenaleError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return exc.exit_code
     if as_json:
-        print(json.dumps([r.to_dict() for r in reports], indent=2, ensure_ascii=False))
+        print(json.dumps(reports, indent=2, ensure_ascii=False))
         return 0
     color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     for text, style in status_lines(reports):

@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from arsenale.data.hashing import Chunk, chunk_table_digest, is_digest, tree_digest
+from arsenale.data.scan import MANIFEST_SUFFIX as SUFFIX
 from arsenale.errors import InvalidInput, NotFound
 
-SUFFIX = ".ars"
 FORMAT = 1
 Kind = Literal["file", "dir"]
 

@@ -15,8 +15,10 @@ import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from arsenale.data.hashing import Chunk
+if TYPE_CHECKING:
+    from arsenale.data.hashing import Chunk
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS stat (
@@ -27,7 +29,13 @@ CREATE TABLE IF NOT EXISTS stat (
     digest TEXT NOT NULL,
     chunks TEXT,
     checked_ns INTEGER NOT NULL
-) WITHOUT ROWID
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS clean (
+    manifest TEXT PRIMARY KEY,
+    manifest_digest TEXT NOT NULL,
+    target TEXT NOT NULL,
+    tree_signature TEXT NOT NULL
+) WITHOUT ROWID;
 """
 
 
@@ -60,7 +68,7 @@ class StatCache:
             if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute(_SCHEMA)
+            conn.executescript(_SCHEMA)
             self._conn = conn
         return self._conn
 
@@ -104,6 +112,12 @@ class StatCache:
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+    def mark_clean(self, manifest: str, manifest_digest: str, target: str, tree_signature: str) -> None:
+        """Remember that `target`, with this stat signature, matched the manifest with these bytes."""
+        from arsenale.data.scan import record_clean
+
+        record_clean(self._db(), manifest, manifest_digest, target, tree_signature)
 
     def forget(self, target: str) -> None:
         if self.path.exists():

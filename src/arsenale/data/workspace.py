@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +27,11 @@ from arsenale.data import hashing
 from arsenale.data.cache import TMP_PREFIX, DataCache, DataRemote
 from arsenale.data.chunking import DEFAULT_PARAMS, ChunkParams, chunk_file, chunk_ranges
 from arsenale.data.manifest import SUFFIX, FileEntry, Manifest, manifest_path_for
+from arsenale.data.results import (AddResult, CheckoutResult, DataDiff, FileChange, GcResult, StatusReport,
+                                   TransferResult)
+from arsenale.data.scan import file_digest, find_manifests, tree_signature, walk_files
 from arsenale.data.statcache import StatCache
 from arsenale.errors import Conflict, IntegrityError, InvalidInput, NotFound
-
-SKIP_NAMES = frozenset({".arsenale", ".git", ".hg", ".svn", ".dvc", "__pycache__"})
-TMP_SUFFIXES = (".ars-tmp", ".tmp")
 STALE_TMP_SECONDS = 3600
 
 
@@ -47,98 +47,6 @@ class _Seen:
 
     def entry(self) -> FileEntry:
         return FileEntry(self.rel, self.stat.st_size, self.digest, self.chunks)
-
-
-# ---- results ---------------------------------------------------------------------------
-
-
-@dataclass
-class _Result:
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class AddResult(_Result):
-    manifest: str
-    path: str
-    digest: str
-    files: int
-    size: int
-    hashed: int
-    new_blobs: int
-    stored_by: dict[str, int]
-    changed: bool
-
-
-@dataclass
-class FileChange(_Result):
-    path: str
-    old_size: int | None
-    new_size: int | None
-    old_digest: str | None = None
-    new_digest: str | None = None
-
-
-@dataclass
-class StatusReport(_Result):
-    manifest: str
-    path: str
-    added: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    modified: list[str] = field(default_factory=list)
-    missing: bool = False
-    hashed: int = 0
-
-    @property
-    def clean(self) -> bool:
-        return not (self.added or self.removed or self.modified or self.missing)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "clean": self.clean}
-
-
-@dataclass
-class DataDiff(_Result):
-    a: str
-    b: str
-    a_digest: str
-    b_digest: str
-    added: list[FileChange] = field(default_factory=list)
-    removed: list[FileChange] = field(default_factory=list)
-    changed: list[FileChange] = field(default_factory=list)
-    tables: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    @property
-    def same(self) -> bool:
-        return self.a_digest == self.b_digest
-
-
-@dataclass
-class CheckoutResult(_Result):
-    manifest: str
-    restored: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    refetched: list[str] = field(default_factory=list)
-    unchanged: int = 0
-
-
-@dataclass
-class TransferResult(_Result):
-    remote: str
-    objects: int = 0
-    transferred: int = 0
-    already_there: int = 0
-    bytes: int = 0
-
-
-@dataclass
-class GcResult(_Result):
-    dry_run: bool
-    removed: int = 0
-    bytes_freed: int = 0
-    kept: int = 0
-    removed_digests: list[str] = field(default_factory=list)
 
 
 # ---- the service ----------------------------------------------------------------------
@@ -201,23 +109,7 @@ class DataWorkspace:
 
     def manifests(self) -> list[Path]:
         """Every `*.ars` manifest under the root (hidden folders and tracked folders are not entered)."""
-        found: list[Path] = []
-
-        def walk(folder: str) -> None:
-            try:
-                entries = list(os.scandir(folder))
-            except (FileNotFoundError, NotADirectoryError, PermissionError):
-                return
-            names = {e.name for e in entries}
-            for e in entries:
-                if e.name.endswith(SUFFIX) and e.is_file():
-                    found.append(Path(e.path))
-                elif (e.is_dir(follow_symlinks=False) and not e.name.startswith(".")
-                      and e.name not in SKIP_NAMES and e.name + SUFFIX not in names):
-                    walk(e.path)
-
-        walk(str(self.root))
-        return sorted(found)
+        return [Path(p) for p in find_manifests(str(self.root))]
 
     def _load(self, manifest_path: Path) -> tuple[Manifest, Path]:
         self._inside(manifest_path.parent, "manifest")
@@ -234,22 +126,7 @@ class DataWorkspace:
     # ---- scanning and hashing ----
 
     def _walk(self, target: Path) -> list[_Seen]:
-        out: list[_Seen] = []
-        if target.is_file():
-            return [_Seen(target.name, str(target), target.stat())]
-
-        def walk(folder: str, prefix: str) -> None:
-            with os.scandir(folder) as it:
-                for e in it:
-                    if e.name in SKIP_NAMES or e.name.endswith(TMP_SUFFIXES):
-                        continue
-                    if e.is_dir(follow_symlinks=False):
-                        walk(e.path, f"{prefix}{e.name}/")
-                    elif e.is_file():  # follows a symlink to a file; skips sockets, fifos, broken links
-                        out.append(_Seen(prefix + e.name, e.path, e.stat()))
-
-        walk(str(target), "")
-        return out
+        return [_Seen(rel, abspath, st) for rel, abspath, st in walk_files(str(target))]
 
     def _hash(self, target: Path) -> tuple[list[_Seen], int]:
         """The target's files with digests; the count actually hashed (the rest came from the stat cache)."""
@@ -334,6 +211,11 @@ class DataWorkspace:
             report.removed = sorted(p for p in then if p not in now)
             report.modified = sorted(p for p, e in then.items() if p in now and now[p] != e.digest)
             reports.append(report)
+            if report.clean and not report.hashed:
+                # Every file was vouched for by a stat-cache row that is not racily clean, so the tree's
+                # stat fingerprint now stands for this manifest: the next status can answer from it alone.
+                self.statcache.mark_clean(str(manifest_path), file_digest(str(manifest_path)), str(target),
+                                          tree_signature([(s.rel, s.abspath, s.stat) for s in seen]))
         return reports
 
     # ---- diff ----

@@ -53,14 +53,17 @@ class SqlDatasetStore:
                        audit: AuditRecord) -> tuple[int, bool]:
         """Store a version (or find the one with the same digest and status); returns (version, created)."""
         with write(self.engine) as conn:
+            conn.execute(_upsert(conn, datasets).values(
+                name=name, description=description, creation_time=now, last_update_time=now, next_version=1)
+                .on_conflict_do_nothing())
+            # Lock the dataset's row before looking for an identical version: two writers of the same data
+            # would otherwise both find none and allocate two numbers (PostgreSQL; SQLite writes one at a time).
+            conn.execute(select(datasets.c.name).where(datasets.c.name == name).with_for_update())
             existing = conn.execute(select(dataset_versions.c.version).where(
                 dataset_versions.c.name == name, dataset_versions.c.digest == row["digest"],
                 dataset_versions.c.status == row["status"]).order_by(dataset_versions.c.version).limit(1)).scalar()
             if existing is not None:
                 return int(existing), False
-            conn.execute(_upsert(conn, datasets).values(
-                name=name, description=description, creation_time=now, last_update_time=now, next_version=1)
-                .on_conflict_do_nothing())
             values: dict[str, Any] = {"last_update_time": now, "next_version": datasets.c.next_version + 1}
             if description is not None:
                 values["description"] = description
