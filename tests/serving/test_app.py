@@ -269,6 +269,59 @@ def test_shadow_is_logged_and_never_changes_the_answer(store: Client, cancer: Fi
     assert roles == {(1, "route"), (2, "shadow")}
 
 
+def _count_calls(app: Any, fail_key: str | None = None) -> dict[str, int]:
+    """Wrap the app's executor: model calls per version, and (optionally) one version that always fails."""
+    calls: dict[str, int] = {}
+    predict = app.executor.predict
+
+    async def counted(key: str, frame: Any) -> dict[str, Any]:
+        calls[key] = calls.get(key, 0) + 1
+        if key == fail_key:
+            raise RuntimeError("the shadow model is broken")
+        return await predict(key, frame)
+
+    app.executor.predict = counted
+    return calls
+
+
+def test_shadow_requests_become_a_few_model_calls(store: Client, cancer: Fitted, cancer_v2: Fitted) -> None:
+    register("cancer", cancer)
+    register("cancer", cancer_v2)
+    store.deployments.create("web", "cancer/1")
+    store.deployments.shadow("web", ["cancer/2"])
+    app = create_serving_app(store, deployment="web")
+    n = 60
+    with TestClient(app) as tc:
+        calls = _count_calls(app)
+        for i in range(n):
+            assert tc.post("/predict", json=row(cancer), headers={"X-Request-Id": f"b{i}"}).status_code == 200
+        _until(lambda: sum(s.requests for s in _shadow_stats(app, store)) == n, what="every shadow scored")
+    assert calls["cancer/1"] == n  # one at a time: each answer is its own call
+    assert calls["cancer/2"] < n / 4, calls  # the shadow's rows are gathered, a call per linger
+
+
+def test_a_failing_shadow_never_touches_the_answers(store: Client, cancer: Fitted, cancer_v2: Fitted) -> None:
+    register("cancer", cancer)
+    register("cancer", cancer_v2)
+    store.deployments.create("web", "cancer/1")
+    store.deployments.shadow("web", ["cancer/2"])
+    app = create_serving_app(store, deployment="web")
+    n = 20
+    with TestClient(app) as tc:
+        _count_calls(app, fail_key="cancer/2")
+        for i in range(n):
+            r = tc.post("/predict", json=row(cancer))
+            assert r.status_code == 200 and r.headers["x-model-version"] == "cancer/1"
+        _until(lambda: sum(s.errors for s in _shadow_stats(app, store)) == n, what="the shadow's errors")
+    roles = {(s.version, s.role): s for s in store.deployments.summaries("web")}
+    assert roles[(1, "route")].errors == 0 and roles[(2, "shadow")].errors == n
+
+
+def _shadow_stats(app: Any, store: Client) -> list[Any]:
+    app.flush()
+    return [s for s in store.deployments.summaries("web") if s.role == "shadow"]
+
+
 def test_live_server_batches_under_concurrency(local_store: Client, cancer: Fitted) -> None:
     register("cancer", cancer)
     app = create_serving_app(local_store, model="cancer/1")

@@ -28,6 +28,7 @@ import re
 import socket
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,7 @@ from arsenale.errors import (
     ArsenaleError,
     BackendUnavailable,
     InvalidInput,
+    ModelFailed,
     NotFound,
     UnprocessableInput,
     WorkerCrashed,
@@ -66,9 +68,8 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 READY_TIMEOUT_S = 30.0
 RETIRE_GRACE_S = 60.0
-SHADOW_QUEUE = 1024
-SHADOW_WORKERS = 128  # coroutines waiting on the mirror batchers: enough to fill a batch per linger
-SHADOW_BATCH = 128
+SHADOW_QUEUE = 1024  # mirrored requests waiting per shadow version; beyond it they are dropped and counted
+SHADOW_BATCH = 512  # rows per shadow model call
 SHADOW_LINGER_MS = 50.0
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$")
 _V2_PATH = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?(/infer)?/?$")
@@ -95,10 +96,13 @@ class _Served:
     flavor: str
     decoder: RequestDecoder
     batcher: AdaptiveBatcher
-    mirror: AdaptiveBatcher  # the same version's calls as a shadow: lingering, so they come in large batches
     metrics: VersionMetrics
     header: bytes
     inflight: int = 0
+    # Requests mirrored to this version as a shadow, waiting for the next shadow call:
+    # (primary, body, part, the answer's predictions, request id, when mirrored).
+    mirrored: deque[tuple[Any, ...]] = field(default_factory=deque)
+    mirror_scheduled: bool = False
 
 
 @dataclass(frozen=True)
@@ -163,7 +167,6 @@ class ServingApp:
         self._started = False
         self._closed = False
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._shadow_queue: asyncio.Queue[tuple[Any, ...]] | None = None
         self.load_error: str | None = None
         self.ready_timeout_s = READY_TIMEOUT_S
         # Request ids: a random prefix per process and a counter, unique across replicas and restarts
@@ -183,9 +186,6 @@ class ServingApp:
         if self.deployment is not None:
             self.flusher = StatsFlusher(self.stats, self.client.deployments, self.deployment, self.replica)
             self.flusher.start()
-        self._shadow_queue = asyncio.Queue(SHADOW_QUEUE)
-        for _ in range(SHADOW_WORKERS):
-            self._spawn(self._shadow_worker())
         self._spawn(self._follow())
 
     async def wait_ready(self, timeout: float | None = None) -> None:
@@ -210,7 +210,7 @@ class ServingApp:
         if self._state is not None:
             for served in self._state.served.values():
                 await served.batcher.close()
-                await served.mirror.close()
+                served.mirrored.clear()
         await asyncio.to_thread(self.shutdown)
         if self._own_executor:
             await self.executor.close()
@@ -314,9 +314,7 @@ class ServingApp:
         batcher = AdaptiveBatcher(self.executor, ref.key, self.max_batch, self.max_wait_ms,
                                   build=decoder.frame, max_concurrent=self.max_concurrent,
                                   on_batch=vm.batch_size.observe)
-        mirror = AdaptiveBatcher(self.executor, ref.key, max(self.max_batch, SHADOW_BATCH), self.max_wait_ms,
-                                 build=decoder.frame, max_concurrent=1, min_linger_ms=SHADOW_LINGER_MS)
-        return _Served(ref=ref, contract=contract, flavor=mv.flavor, decoder=decoder, batcher=batcher, mirror=mirror,
+        return _Served(ref=ref, contract=contract, flavor=mv.flavor, decoder=decoder, batcher=batcher,
                        metrics=vm, header=ref.key.encode())
 
     async def _retire(self, retired: list[_Served]) -> None:
@@ -329,7 +327,7 @@ class ServingApp:
         for s in retired:
             if s.ref.key in keys:
                 await s.batcher.close()
-                await s.mirror.close()
+                s.mirrored.clear()
         if keys:
             self.executor.unload(keys)
 
@@ -522,64 +520,90 @@ class ServingApp:
 
     def _mirror(self, state: _State, primary: _Served, body: Any, part: Part, outputs: dict[str, np.ndarray],
                 rid: str, records: list[dict[str, Any]] | None) -> None:
-        queue = self._shadow_queue
-        if queue is None:
-            return
+        """Queue the request for each shadow: one append on the answer's path, no task, no future.
+
+        Every `SHADOW_LINGER_MS` a shadow's queued requests become one model call (`_score_shadow`), so the
+        answers pay a model call per linger, not per request, and nothing per request but this append.
+        """
+        answer = outputs.get("predictions")
+        now = time.perf_counter()
         for shadow in state.shadows:
-            try:
-                queue.put_nowait((shadow, primary, body, part, outputs.get("predictions"), rid, records))
-            except asyncio.QueueFull:  # a slow shadow must never slow the answers: drop and count
+            if len(shadow.mirrored) >= SHADOW_QUEUE:  # a slow shadow must never slow the answers: drop, count
                 shadow.metrics.shadow_dropped.inc()
+                continue
+            shadow.mirrored.append((primary, body, part, answer, rid, now))
+            if not shadow.mirror_scheduled:
+                shadow.mirror_scheduled = True
+                asyncio.get_running_loop().call_later(SHADOW_LINGER_MS / 1000, self._spawn_shadow_call, shadow)
 
-    async def _shadow_worker(self) -> None:
-        assert self._shadow_queue is not None
-        while True:
-            item = await self._shadow_queue.get()
-            try:
-                await self._shadow(*item)
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:  # a shadow's failure is recorded, never surfaced
-                log.debug("shadow request failed: %s", e)
+    def _spawn_shadow_call(self, shadow: _Served) -> None:
+        if self._closed:
+            return
+        self._spawn(self._score_shadow(shadow))
 
-    async def _shadow(self, shadow: _Served, primary: _Served, body: Any, part: Part, answer: Any, rid: str,
-                      records: list[dict[str, Any]] | None) -> None:
-        start = time.perf_counter()
+    async def _score_shadow(self, shadow: _Served) -> None:
+        """One model call over the shadow's queued requests; their latency, disagreements and outputs recorded."""
         ref = shadow.ref
-        if shadow.decoder.signature != primary.decoder.signature:
-            try:
-                part = shadow.decoder.decode(body)
-            except UnprocessableInput:
-                return  # the shadow expects other inputs: nothing to compare
+        items: list[tuple[Any, ...]] = []
+        parts: list[Part] = []
+        rows = 0
+        while shadow.mirrored and rows < SHADOW_BATCH:
+            primary, body, part, answer, rid, queued = shadow.mirrored.popleft()
+            reused = shadow.decoder.signature == primary.decoder.signature
+            if not reused:
+                try:
+                    part = shadow.decoder.decode(body)
+                except UnprocessableInput:
+                    continue  # the shadow expects other inputs: nothing to compare
+            items.append((part, answer, rid, queued, reused))
+            parts.append(part)
+            rows += part.n
+        if shadow.mirrored:  # more than one call's worth: the rest go next, without lingering again
+            asyncio.get_running_loop().call_soon(self._spawn_shadow_call, shadow)
+        else:
+            shadow.mirror_scheduled = False
+        if not items:
+            return
         shadow.inflight += 1
         try:
-            out = await shadow.mirror.submit(part, part.n)
+            out = await self.executor.predict(ref.key, shadow.decoder.frame(parts))
+            outputs = {k: np.asarray(v) for k, v in out.items()}
+            if any(len(v) != rows for v in outputs.values()):
+                raise ModelFailed(f"{ref.key} returned outputs for other than its {rows} rows")
         except NotFound:
             return  # retired while queued
-        except ArsenaleError:
-            elapsed_ms = (time.perf_counter() - start) * 1000
-            self.stats.record(ref.model, ref.version, "shadow", elapsed_ms, error=True)
+        except Exception as e:  # a shadow's failure is recorded, never surfaced
+            done = time.perf_counter()
+            for _, _, _, queued, _ in items:
+                self.stats.record(ref.model, ref.version, "shadow", (done - queued) * 1000, error=True)
+            log.debug("shadow call to %s failed: %s", ref.key, e)
             return
         finally:
             shadow.inflight -= 1
-        latency_ms = (time.perf_counter() - start) * 1000
-        outputs = {k: np.asarray(v) for k, v in out.items()}
-        self.stats.record(ref.model, ref.version, "shadow", latency_ms)
-        shadow.metrics.duration.observe(latency_ms / 1000)
-        predictions = outputs.get("predictions")
-        if predictions is not None and answer is not None:
-            differ = _disagreements(np.asarray(answer), predictions)
-            if differ:
-                shadow.metrics.disagreements.inc(differ)
-        if self.inference_log is not None and (self.sample_rate >= 1.0 or (
-                self._sampled is not None and self._sampled(rid, self.sample_rate))):
-            # Outputs only when the shadow read the same inputs: those are logged once, with the answer
-            # (same request id and row), which halves the log writer's work for a shadowed deployment.
-            same = shadow.decoder.signature == primary.decoder.signature
-            inputs = [{}] * part.n if same else shadow.decoder.records_of(part)
-            self.inference_log.log(request_id=rid, model=ref.model, version=ref.version, role="shadow",
-                                   inputs=inputs, outputs=_rows(outputs, part.n), latency_ms=latency_ms,
-                                   timestamp_ms=_now_ms())
+        done = time.perf_counter()
+        timestamp = _now_ms()
+        logging_on = self.inference_log is not None
+        offset = 0
+        for part, answer, rid, queued, reused in items:
+            n = part.n
+            mine = {k: v[offset:offset + n] for k, v in outputs.items()}
+            offset += n
+            latency_ms = (done - queued) * 1000
+            self.stats.record(ref.model, ref.version, "shadow", latency_ms)
+            shadow.metrics.duration.observe(latency_ms / 1000)
+            predictions = mine.get("predictions")
+            if predictions is not None and answer is not None:
+                differ = _disagreements(np.asarray(answer), predictions)
+                if differ:
+                    shadow.metrics.disagreements.inc(differ)
+            if logging_on and (self.sample_rate >= 1.0 or (
+                    self._sampled is not None and self._sampled(rid, self.sample_rate))):
+                # Outputs only when the shadow read the same inputs as the answer: those are logged once, with
+                # the answer (same request id and row), which halves the log writer's work.
+                inputs = [{}] * n if reused else shadow.decoder.records_of(part)
+                self.inference_log.log(request_id=rid, model=ref.model, version=ref.version, role="shadow",
+                                       inputs=inputs, outputs=_rows(mine, n), latency_ms=latency_ms,
+                                       timestamp_ms=timestamp)
 
     # ---- other endpoints ---------------------------------------------------------------
 

@@ -42,8 +42,7 @@ class AdaptiveBatcher:
 
     def __init__(self, executor: Executor, key: str, max_batch: int, max_wait_ms: float, *,
                  build: Callable[[Sequence[Any]], Any] = _concat, max_concurrent: int = 1,
-                 linger_fraction: float = 0.25, on_batch: Callable[[int], None] | None = None,
-                 min_linger_ms: float = 0.0) -> None:
+                 linger_fraction: float = 0.25, on_batch: Callable[[int], None] | None = None) -> None:
         if max_batch < 1 or max_concurrent < 1 or max_wait_ms < 0:
             raise ValueError("max_batch and max_concurrent must be ≥ 1 and max_wait_ms ≥ 0")
         self.executor = executor
@@ -52,9 +51,6 @@ class AdaptiveBatcher:
         self.max_wait_s = max_wait_ms / 1000
         self.max_concurrent = max_concurrent
         self.linger_fraction = linger_fraction
-        # Shadows linger on purpose: their rows are gathered into a few large calls, so mirroring costs the
-        # answers a model call every `min_linger_ms` instead of one per request.
-        self.min_linger_s = min_linger_ms / 1000
         self.build = build
         self.on_batch = on_batch
         self.ewma_call_s = 0.0
@@ -70,8 +66,8 @@ class AdaptiveBatcher:
     def linger_s(self) -> float:
         """How long the next batch may wait for more rows (0 when the model is idle)."""
         if self._running == 0 and self.last_size <= 1:
-            return self.min_linger_s
-        return max(self.min_linger_s, min(self.max_wait_s, self.linger_fraction * self.ewma_call_s))
+            return 0.0
+        return min(self.max_wait_s, self.linger_fraction * self.ewma_call_s)
 
     async def submit(self, part: Any, rows: int) -> dict[str, Any]:
         """The model's outputs for this part's rows; raises what the batch's model call raised."""
