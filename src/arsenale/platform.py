@@ -49,7 +49,7 @@ class Client:
             from arsenale.client.deployments import DeploymentClient
 
             self.deployments = DeploymentClient(transport)
-            self._monitors_factory = _remote_monitors
+            self._monitors_factory = lambda: _http_monitors(transport)
             self._datasets_factory: Callable[[], DatasetAPI] = lambda: _http_datasets(transport)
         else:
             from arsenale.audit.service import AuditService
@@ -88,7 +88,8 @@ class Client:
 
     @property
     def monitors(self) -> Any:
-        """Monitors (a `MonitorService`); built on first use, so pandas and scipy load only when needed."""
+        """Monitors (a `MonitorService`, or a `MonitorClient` over HTTP: the same methods); built on first
+        use, so pandas and scipy load only when needed."""
         if self._monitors is None:
             self._monitors = self._monitors_factory()
         return self._monitors
@@ -117,8 +118,7 @@ def _local_monitors(engine: Any, client: Client, actor: str) -> Any:
                           get_settings().resolved_inference_log())
 
 
-def _remote_monitors() -> Any:
-    from arsenale.errors import InvalidInput
+def _http_monitors(transport: Any) -> Any:
+    from arsenale.client.monitoring import MonitorClient
 
-    raise InvalidInput("monitors run next to the store and the inference log: use a sqlite:/// or "
-                       "postgresql:// URI (over HTTP they are not available yet)", field="uri")
+    return MonitorClient(transport)

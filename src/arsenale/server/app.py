@@ -1,6 +1,7 @@
 """The FastAPI application behind `arsenale server` and `arsenale ui`.
 
-    create_app(client)   the REST API under /api/v1/, /health, /metrics, /docs, and the dashboard at /
+    create_app(client)   the REST API under /api/v1/, /health, /metrics (requests, and every monitor's newest
+                         evaluation), /docs, and the dashboard at /
     serve(host, port)    runs it with uvicorn
 
 The server always wraps a local `Client` (SQLite or PostgreSQL); a server in front of a server is
@@ -34,9 +35,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from arsenale.config import get_settings
 from arsenale.errors import ArsenaleError, InvalidInput
 from arsenale.platform import Client
+from arsenale.server.monitor_metrics import MonitorCollector
 from arsenale.server.routers import audit as audit_routes
 from arsenale.server.routers import data as data_routes
 from arsenale.server.routers import deployments as deployment_routes
+from arsenale.server.routers import monitoring as monitoring_routes
 from arsenale.server.routers import registry as registry_routes
 from arsenale.server.routers import tracking as tracking_routes
 
@@ -294,6 +297,8 @@ def create_app(client: Client | None = None, *, max_json_bytes: int | None = Non
                   description="Experiment tracking, registry, serving and governance for ML models.")
     app.state.client = client if client is not None else _LazyClient()
     app.state.metrics_registry = registry = CollectorRegistry(auto_describe=True)
+    # Read at scrape time through whatever client the app holds then (the lazy one is built on first use).
+    registry.register(MonitorCollector(lambda: app.state.client.monitors.engine))
 
     app.add_exception_handler(ArsenaleError, _on_arsenale_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
@@ -308,6 +313,7 @@ def create_app(client: Client | None = None, *, max_json_bytes: int | None = Non
     app.include_router(audit_routes.router)
     app.include_router(data_routes.router)
     app.include_router(deployment_routes.router)
+    app.include_router(monitoring_routes.router)
 
     @app.get("/health", tags=["operations"])
     async def health(request: Request) -> Response:

@@ -1,0 +1,139 @@
+"""Monitors over HTTP: create, list, evaluate a window, read past evaluations and their HTML report.
+
+A monitor's evaluation reads the inference log next to the store, so it always runs here, in the server
+that owns the store; remote clients ask for it and get the stored result back. The report is the same
+self-contained HTML file `arsenale monitor report` writes, served with a Content-Security-Policy that
+matches the file's own, so opening it from the API origin fetches nothing either.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import select
+
+from arsenale.errors import NotFound
+from arsenale.monitoring.models import Monitor, MonitorRun, check_monitor_name
+from arsenale.monitoring.service import MonitorService
+from arsenale.server.routers import API_PREFIX, no_content, render
+from arsenale.store.db import read
+from arsenale.store.tables import monitor_runs
+
+router = APIRouter(prefix=API_PREFIX, tags=["monitoring"])
+
+# The report file forbids every fetch (inline styles only, no script); the header says the same to browsers
+# that open it straight from the API.
+REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'"
+
+
+def _monitors(request: Request) -> MonitorService:
+    return request.app.state.client.monitors  # type: ignore[no-any-return]
+
+
+Monitors = Annotated[MonitorService, Depends(_monitors)]
+
+
+class _Body(BaseModel):
+    # Strict: a JSON `true` is neither a 1 s window nor a drift share of 1.0, as in the local service.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class CreateMonitor(_Body):
+    name: str = Field(max_length=128)
+    deployment: str = Field(max_length=256)
+    reference: str = Field("model-contract", max_length=64)
+    window: str | int | float = Field("1h", description="'10m', '1h', '1d' … or a number of seconds")
+    schedule: str | None = Field(None, max_length=256, description="cron expression for scheduled runs")
+    drift_share: float = 0.5
+
+    @field_validator("window", mode="before")
+    @classmethod
+    def _duration_shaped(cls, value: Any) -> Any:
+        # Without this a wrong type is reported once per union member ("window.str", "window.int", …).
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise ValueError("must be a duration like '1h' or a number of seconds")
+        return value
+
+
+class RunMonitor(_Body):
+    now: int | None = Field(None, ge=0, description="end of the window, epoch ms (default: now)")
+
+
+@router.get("/monitors", response_model=list[Monitor])
+def list_monitors(monitors: Monitors) -> Response:
+    return render(monitors.list())
+
+
+@router.post("/monitors", status_code=201, response_model=Monitor)
+def create(body: CreateMonitor, monitors: Monitors) -> Response:
+    return render(monitors.create(body.name, body.deployment, reference=body.reference, window=body.window,
+                                  schedule=body.schedule, drift_share=body.drift_share), 201)
+
+
+@router.get("/monitors/{name}", response_model=Monitor)
+def get(name: str, monitors: Monitors) -> Response:
+    return render(monitors.get(name))
+
+
+@router.delete("/monitors/{name}", status_code=204)
+def delete(name: str, monitors: Monitors) -> Response:
+    monitors.delete(name)
+    return no_content()
+
+
+@router.post("/monitors/{name}/run", response_model=MonitorRun)
+def run(name: str, monitors: Monitors, body: RunMonitor | None = None) -> Response:
+    """Evaluates the window ending at `now` (default: the server's clock) and answers what was stored."""
+    return render(monitors.run(name, now=body.now if body else None))
+
+
+@router.get("/monitors/{name}/runs", response_model=list[MonitorRun])
+def runs(name: str, monitors: Monitors, limit: int = Query(100, ge=1, le=10_000),
+         with_report: bool = Query(False)) -> Response:
+    return render(monitors.runs(name, limit, with_report))
+
+
+@router.get("/monitors/{name}/report", response_class=Response,
+            responses={200: {"content": {"text/html": {}}, "description": "a self-contained HTML page"}})
+def report(name: str, monitors: Monitors, run_id: int | None = Query(None, ge=1)) -> Response:
+    """The newest evaluation's report, or run `run_id`'s, as one HTML page that opens offline."""
+    monitors.get(name)  # NotFound names the monitor before any run is looked for
+    if run_id is None:
+        newest = monitors.runs(name, 1, with_report=True)
+        if not newest or newest[0].report is None:
+            raise NotFound(f"monitor {name!r} has not run yet", field="name")
+        found = newest[0]
+    else:
+        found = _run_with_report(monitors, name, run_id)
+    return Response(report_html(name, found), media_type="text/html; charset=utf-8",
+                    headers={"Content-Security-Policy": REPORT_CSP})
+
+
+def report_html(name: str, run: MonitorRun) -> str:
+    """The HTML `arsenale monitor report` writes for one evaluation (the same inputs, the same bytes)."""
+    from arsenale.monitoring.drift import DriftReport
+    from arsenale.monitoring.quality import QualityReport
+    from arsenale.monitoring.report import render_report
+
+    assert run.report is not None
+    drift = DriftReport.model_validate(run.report["drift"])
+    quality = QualityReport.model_validate(run.report["quality"]) if run.report.get("quality") else None
+    return render_report(drift, quality=quality, title=f"{name} · {run.model}/{run.version}",
+                         generated_at_ms=run.timestamp)
+
+
+def _run_with_report(monitors: MonitorService, name: str, run_id: int) -> MonitorRun:
+    """One past evaluation by id. `MonitorService.runs` only pages from the newest, and paging down to an old
+    run would load every newer report on the way, so this reads the one row (it belongs in the service)."""
+    check_monitor_name(name)
+    with read(monitors.engine) as conn:
+        row = conn.execute(select(monitor_runs).where(monitor_runs.c.monitor == name,
+                                                      monitor_runs.c.id == run_id)).first()
+    if row is None or not row.report:
+        raise NotFound(f"monitor {name!r} has no run {run_id}", field="run_id")
+    return MonitorRun(id=row.id, monitor=row.monitor, window_start=row.window_start,
+                      window_end=row.window_end, rows=row.rows, model=row.model, version=row.version,
+                      values=json.loads(row.values), timestamp=row.timestamp, report=json.loads(row.report))
