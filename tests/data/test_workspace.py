@@ -272,7 +272,11 @@ def test_concurrent_adds_of_the_same_content(project: Path, method: str) -> None
     digests = {Manifest.read(project / f"copy{i}.ars").digest for i in range(4)}
     assert len(digests) == 1
     blobs = list((project / ".arsenale" / "cache" / "blobs").glob("*/*"))
-    assert len(blobs) == len(files)
+    assert len(blobs) == 1  # big.bin, chunked, stays loose; the 30 small files were packed
+    packed = ws.cache.packs.entries()
+    assert len(packed) == len(files) - 1
+    named = {ws.cache.packs.locate(b.digest).pack for b in packed}  # type: ignore[union-attr]
+    assert named == {e.name for e in ws.cache.packs.pack_files()}  # no pack left that no row names
     manifest = Manifest.read(project / "copy0.ars")
     assert all(ws.cache.verify(e.digest, e.size, list(e.chunks) if e.chunks else None) for e in manifest.files)
     assert list((project / ".arsenale" / "cache").rglob(".tmp-*")) == []  # no half-written blob left

@@ -8,14 +8,18 @@
     ws.gc()                        # drop cached blobs no manifest names
 
 The workspace root is the folder that holds `.arsenale/`; every tracked path
-and manifest lies inside it. Small files are one blob each, in the local cache
-by reflink, hard link or copy. Files of `params.threshold` bytes or more are
-also split into content-defined chunks: the cache keeps the whole file, the
-remote keeps chunks, so pushing a grown file uploads only its new chunks.
+and manifest lies inside it. Small files are one blob each: added in bulk, the
+smallest (under `packs.PACK_MAX_BLOB`) are appended to a pack file, read once
+for both hashing and packing; the others enter the local cache by reflink,
+hard link or copy. Files of `params.threshold` bytes or more are also split
+into content-defined chunks: the cache keeps the whole file, the remote keeps
+chunks, so pushing a grown file uploads only its new chunks. The remote holds
+one object per blob or chunk whether the local cache packs it or not.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Iterable
@@ -27,12 +31,19 @@ from arsenale.data import hashing
 from arsenale.data.cache import TMP_PREFIX, DataCache, DataRemote
 from arsenale.data.chunking import DEFAULT_PARAMS, ChunkParams, chunk_file, chunk_ranges
 from arsenale.data.manifest import SUFFIX, FileEntry, Manifest, manifest_path_for
+from arsenale.data.packs import PACK_MAX_BLOB, read_file
 from arsenale.data.results import (AddResult, CheckoutResult, DataDiff, FileChange, GcResult, StatusReport,
                                    TransferResult)
 from arsenale.data.scan import file_digest, find_manifests, tree_signature, walk_files
 from arsenale.data.statcache import StatCache
 from arsenale.errors import Conflict, IntegrityError, InvalidInput, NotFound
+
 STALE_TMP_SECONDS = 3600
+KEEP_READ_BYTES = 128 << 20
+"""`add` keeps up to this many bytes of the packable files it hashes, so they are read once, not twice."""
+HASH_BATCH = 256  # files per thread-pool task: one future per 4 KiB file cost more than hashing it
+SLOW_READ_SECONDS = 40e-6  # a file read + hashed slower than this (page cache: ~10 µs) is waiting on the disk
+TRANSFER_WINDOW = 64 << 20  # bytes of small blobs pulled before they are packed
 
 
 @dataclass
@@ -75,6 +86,7 @@ class DataWorkspace:
 
     def close(self) -> None:
         self.statcache.close()
+        self.cache.close()
 
     # ---- paths ----
 
@@ -128,8 +140,12 @@ class DataWorkspace:
     def _walk(self, target: Path) -> list[_Seen]:
         return [_Seen(rel, abspath, st) for rel, abspath, st in walk_files(str(target))]
 
-    def _hash(self, target: Path) -> tuple[list[_Seen], int]:
-        """The target's files with digests; the count actually hashed (the rest came from the stat cache)."""
+    def _hash(self, target: Path, keep: dict[str, bytes] | None = None) -> tuple[list[_Seen], int]:
+        """The target's files with digests; the count actually hashed (the rest came from the stat cache).
+
+        With `keep`, the bytes of hashed files small enough to be packed are put there (path -> bytes, up
+        to `KEEP_READ_BYTES` in all), so that `add` need not read them again.
+        """
         seen = self._walk(target)
         known = self.statcache.load(str(target))
         todo: list[_Seen] = []
@@ -142,16 +158,59 @@ class DataWorkspace:
         if todo:
             checked = self.statcache.clock()
             small = [s for s in todo if s.stat.st_size < self.params.threshold]
-            digests = hashing.parallel_map(lambda s: hashing.hash_small_file(s.abspath, s.stat.st_size),
-                                           small, self.jobs)
-            for s, d in zip(small, digests):
-                s.digest = str(d)
+            if keep is None:
+                digests = hashing.parallel_map(lambda s: hashing.hash_small_file(s.abspath, s.stat.st_size),
+                                               small, self.jobs)
+                for s, d in zip(small, digests):
+                    s.digest = str(d)
+            else:
+                self._hash_keeping(small, keep)
             for s in todo:
                 if s.stat.st_size >= self.params.threshold:
                     s.chunks = tuple(chunk_file(s.abspath, self.params, jobs=self.jobs))
                     s.digest = hashing.chunk_table_digest(s.chunks)
             self.statcache.record([(s.abspath, s.stat, s.digest, s.chunks) for s in todo], checked)
         return seen, len(todo)
+
+    def _hash_keeping(self, files: list[_Seen], keep: dict[str, bytes]) -> None:
+        """Hash small files, keeping the bytes of the packable ones (read with one `read` each) in `keep`.
+
+        Packable files are read in the calling thread while that is fast (they are in the page cache):
+        there, ~10 µs a file, threads only fight over the GIL (2 threads took 1.4x, 4 threads 2.2x as long
+        as one). Once a batch reads slowly (a cold cache, a network disk, larger files), the rest goes to a
+        thread pool, which overlaps the waits (a cold 10,000-file folder: 1.0 s in one thread, 0.45 s in 4).
+        """
+        budget = KEEP_READ_BYTES  # a soft cap: threads may overshoot it by a few files
+        packable = [s for s in files if s.stat.st_size < PACK_MAX_BLOB]
+        larger = [s for s in files if s.stat.st_size >= PACK_MAX_BLOB]
+
+        def run(batch: list[_Seen]) -> None:
+            nonlocal budget
+            for s in batch:
+                size = s.stat.st_size
+                if size <= budget:
+                    budget -= size
+                    data = read_file(s.abspath, size)
+                    s.digest = hashing.hash_bytes(data)
+                    if len(data) == size:  # else it changed since its stat: packing re-reads and refuses it
+                        keep[s.abspath] = data
+                else:
+                    s.digest = hashing.hash_small_file(s.abspath, size)
+
+        batches = [packable[i:i + HASH_BATCH] for i in range(0, len(packable), HASH_BATCH)]
+        jobs = self.jobs or hashing.default_jobs()
+        done = 0
+        while done < len(batches):
+            started = time.perf_counter()
+            run(batches[done])
+            done += 1
+            if jobs > 1 and time.perf_counter() - started > SLOW_READ_SECONDS * HASH_BATCH:
+                break
+        _map_batches(run, batches[done:], jobs)
+        digests = hashing.parallel_map(lambda s: hashing.hash_small_file(s.abspath, s.stat.st_size),
+                                       larger, self.jobs)
+        for s, d in zip(larger, digests):
+            s.digest = str(d)
 
     # ---- add ----
 
@@ -163,16 +222,15 @@ class DataWorkspace:
         if target.is_symlink():
             raise InvalidInput(f"{path} is a symbolic link: track what it points to", field="path")
         kind = "dir" if target.is_dir() else "file"
-        seen, hashed = self._hash(target)
-        stored: dict[str, int] = {}
+        kept: dict[str, bytes] = {}
+        seen, hashed = self._hash(target, keep=kept)
         todo = {s.digest: s for s in seen}
-
-        def store(s: _Seen) -> str | None:
-            return self.cache.add_file(s.abspath, s.digest)
-
-        for mode in hashing.parallel_map(store, list(todo.values()), self.jobs):
-            if mode is not None:
-                stored[str(mode)] = stored.get(str(mode), 0) + 1
+        whole = [(s.abspath, s.digest, s.stat.st_size) for s in todo.values() if s.chunks is None]
+        chunked = [(s.abspath, s.digest, s.stat.st_size) for s in todo.values() if s.chunks is not None]
+        stored = self.cache.add_files(whole, data=kept, jobs=self.jobs)
+        kept.clear()
+        for mode, n in self.cache.add_files(chunked, pack=False, jobs=self.jobs).items():
+            stored[mode] = stored.get(mode, 0) + n
         manifest = Manifest.build(target.name, kind, (s.entry() for s in seen))
         old = None
         if manifest_path.is_file():
@@ -256,16 +314,19 @@ class DataWorkspace:
                 key = change.path if ma.kind == "dir" or mb.kind == "dir" else ""
                 if not tabular_diff.is_tabular(change.path):
                     continue
-                old = self._readable(ea[key], base_a)
-                new = self._readable(eb[key], base_b)
-                if old is None or new is None:
-                    out.tables[change.path] = {"error": "a version's bytes are not in the cache or working copy"}
-                    continue
-                out.tables[change.path] = tabular_diff.diff_tables(old, new, name=change.path)
+                with contextlib.ExitStack() as stack:
+                    old = self._readable(ea[key], base_a, stack)
+                    new = self._readable(eb[key], base_b, stack)
+                    if old is None or new is None:
+                        out.tables[change.path] = {
+                            "error": "a version's bytes are not in the cache or working copy"}
+                        continue
+                    out.tables[change.path] = tabular_diff.diff_tables(old, new, name=change.path)
         return out
 
-    def _readable(self, entry: FileEntry, base: Path) -> Path | None:
-        """A local file holding `entry`'s bytes: the working copy if it still matches, else the verified blob."""
+    def _readable(self, entry: FileEntry, base: Path, stack: contextlib.ExitStack) -> Path | None:
+        """A local file holding `entry`'s bytes: the working copy if it still matches, else the verified blob
+        (a packed blob as a temporary file, removed when `stack` closes)."""
         working = base / entry.path
         try:
             st = working.stat()
@@ -276,9 +337,9 @@ class DataWorkspace:
             pass
         try:
             self._ensure_blob(entry)
+            return stack.enter_context(self.cache.as_file(entry.digest))
         except (IntegrityError, NotFound):
             return None
-        return self.cache.path(entry.digest)
 
     # ---- checkout ----
 
@@ -311,7 +372,8 @@ class DataWorkspace:
         drop = [s for p, s in current.items() if p not in wanted]
         result.unchanged = len(wanted) - len(write)
         at_risk = [current[e.path] for e in write if e.path in current] + drop
-        lost = [s.rel for s in at_risk if not self.cache.has(s.digest)]
+        cached = self.cache.has_many(s.digest for s in at_risk)
+        lost = [s.rel for s in at_risk if s.digest not in cached]
         if lost and not force:
             shown = ", ".join(lost[:5]) + (" …" if len(lost) > 5 else "")
             raise Conflict(f"checkout would lose changes not in the cache: {shown} "
@@ -414,12 +476,24 @@ class DataWorkspace:
         """Fetch the blobs the cache lacks from the remote, then check the working copy out."""
         remote = self._need_remote()
         entries = self._entries(targets)
-        missing = [e for e in entries.values() if not self.cache.has(e.digest)]
+        cached = self.cache.has_many(entries)
+        missing = [e for e in entries.values() if e.digest not in cached]
         result = TransferResult(remote=remote.url, objects=len(entries), already_there=len(entries) - len(missing))
+        small = [e for e in missing if not e.chunks and e.size < PACK_MAX_BLOB]
+        window: list[FileEntry] = []
+        held = 0
+        for i, e in enumerate(small):  # downloaded in parallel, a window at a time, packed together
+            window.append(e)
+            held += e.size
+            if i + 1 == len(small) or held >= TRANSFER_WINDOW:
+                datas = hashing.parallel_map(lambda w: remote.download(w.digest), window, self.jobs or 8)
+                self.cache.add_blobs([(w.digest, d) for w, d in zip(window, datas)])  # type: ignore[misc]
+                window, held = [], 0
         for e in missing:
-            self._fetch(e)
-            result.transferred += 1
-            result.bytes += e.size
+            if e.chunks or e.size >= PACK_MAX_BLOB:
+                self._fetch(e)
+        result.transferred = len(missing)
+        result.bytes = sum(e.size for e in missing)
         self.checkout(targets, force=force)
         return result
 
@@ -437,16 +511,20 @@ class DataWorkspace:
         for m in self.manifests():
             referenced |= self._load(m)[0].blob_digests()
         result = GcResult(dry_run=dry_run)
-        for digest, st in self.cache.digests():
-            if digest in referenced or st.st_ctime_ns >= started:  # new since gc began: a concurrent add
-                result.kept += 1
+        dead = []
+        kept: set[str] = set()
+        removed: dict[str, None] = {}
+        for blob in self.cache.digests():  # a blob may be stored twice (loose and packed): counted once
+            if blob.digest in referenced or blob.added_ns >= started:  # new since gc began: a concurrent add
+                kept.add(blob.digest)
                 continue
-            freed = st.st_size if st.st_nlink == 1 else 0
-            if not dry_run:
-                self.cache.remove(digest)
-            result.removed += 1
-            result.bytes_freed += freed
-            result.removed_digests.append(digest)
+            dead.append(blob)
+            removed[blob.digest] = None
+        result.bytes_freed = self.cache.discard(dead, dry_run=dry_run,
+                                                stale_before_ns=started - STALE_TMP_SECONDS * 10**9)
+        result.kept = len(kept)
+        result.removed = len(removed)
+        result.removed_digests = list(removed)
         if not dry_run:
             self._clean_tmp()
         return result
@@ -454,7 +532,7 @@ class DataWorkspace:
     def _clean_tmp(self) -> None:
         """Remove temporary files left by killed writers (beside the blobs, or in the old tmp/ folder)."""
         cutoff = time.time() - STALE_TMP_SECONDS
-        folders = [self.cache.root / "tmp"]
+        folders = [self.cache.root / "tmp"]  # (the packs folder is cleaned by the pack compaction)
         blobs = self.cache.path("0" * 64).parent.parent
         if blobs.is_dir():
             folders += [Path(e.path) for e in os.scandir(blobs) if e.is_dir()]
@@ -469,3 +547,13 @@ class DataWorkspace:
                         os.unlink(e.path)
                 except OSError:
                     pass
+
+
+def _map_batches(fn: Any, batches: list[Any], jobs: int) -> list[Any]:
+    """`fn` over `batches` in a thread pool of `jobs` (in order); inline for one job."""
+    if jobs <= 1 or len(batches) <= 1:
+        return [fn(b) for b in batches]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        return list(pool.map(fn, batches))
