@@ -1,4 +1,4 @@
-"""Model-serving benchmark: `arsenale serve` side by side with `mlflow models serve`, in one run.
+"""Model-serving benchmark: `arsenale serve` side by side with `mlflow models serve` and BentoML, in one run.
 
     python benchmarks/serving.py [--duration 20] [--connections 16] [--repeat 1]
 
@@ -7,8 +7,20 @@ breast-cancer data, 30 float columns) is trained in each tool's environment and 
 tool with one worker on 127.0.0.1:
 
 * MLflow: `mlflow models serve -m <model> --env-manager local --workers 1` (its venv's bin on PATH).
+  Body: {"dataframe_records": [{<30 columns>}]} on /invocations.
+* BentoML: its own venv, benchmarks/.venv-bentoml (created on first use with `pip install bentoml
+  scikit-learn`; no pandas there, so that side trains on the same data as NumPy arrays). The model is
+  saved with `bentoml.sklearn.save_model("bc-bench", …)` into a BENTOML_HOME in the temporary folder and
+  served by benchmarks/_bentoml_service.py — a `@bentoml.service(workers=1)` class whose sync
+  `@bentoml.api predict(records: list[dict[str, float]]) -> list[int]` BentoML runs in its thread pool
+  (default 1 thread) — as `bentoml serve _bentoml_service:BreastCancer --working-dir benchmarks`, i.e.
+  one worker process under BentoML's supervisor, its defaults otherwise (access log on). Body: the same
+  JSON as Arsenale's, {"records": [{<30 columns>}]} on /predict; ready when /readyz answers 200. Its
+  1,000-row answer is checked against MLflow's. If BentoML cannot be installed or does not start, the
+  reason is printed and its column is left empty; the rest of the run goes on.
 * Arsenale: `arsenale serve models:/bc/1 --workers 0` — one process, the model in the server process,
   with contract validation, the inference log (every request) and Prometheus metrics switched on.
+  Body: {"records": [{<30 columns>}]} on /predict.
   Then the same through a deployment with one route, with a 50/50 split and with a shadow: a split
   and a shadow are priced against the one-route deployment by sequential latency, all four servers
   running at once and taking turns (three rounds, medians) so that load drifting on the machine
@@ -18,11 +30,12 @@ Load: `wrk` (Debian's package) with 1 thread and 16 connections for --duration s
 single-row JSON request; figures are requests/s and the p99 latency wrk reports. Then one connection
 sending one request at a time (latency without queueing: what a split or a shadow adds to an answer;
 at saturation a shadow's extra model call shows as fewer requests/s instead, reported beside it).
-Then 1,000-row batch requests: the median of 20 sequential requests. Results: a table with ratios, and
-benchmarks/out/serving.json.
+Then 1,000-row batch requests: the median of 20 sequential requests. MLflow and BentoML are measured
+the same way, one after the other. Results: a table with Arsenale's ratios against each (the machine's
+load moves all sides, so compare ratios from one run), and benchmarks/out/serving.json.
 
 Targets (issue: model serving): ≥ 20× MLflow's requests/s at ≤ 1/10 of its p99; a split or a
-shadow adds under 5% latency over a single model.
+shadow adds under 5% latency over a single model. BentoML's ratios are reported without a target.
 """
 
 from __future__ import annotations
@@ -54,11 +67,73 @@ from tracking import (  # noqa: E402  (the shared helpers of the peer benchmarks
 
 HERE = Path(__file__).resolve().parent
 PREPARE = HERE / "_serving_prepare.py"
+BENTOML_VENV = HERE / ".venv-bentoml"
+BENTOML_PY = BENTOML_VENV / "bin" / "python"
+BENTOML_SPECS = ["bentoml", "scikit-learn"]
+BENTOML_SERVICE = "_bentoml_service:BreastCancer"  # benchmarks/_bentoml_service.py
 DEFAULT_OUT = HERE / "out" / "serving.json"
 LUA = """wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = io.open("{body}"):read("*a")
 """
+
+
+def bentoml_version() -> str | None:
+    if not BENTOML_PY.exists():
+        return None
+    proc = subprocess.run([str(BENTOML_PY), "-c", "import bentoml, sklearn; print(bentoml.__version__)"],
+                          capture_output=True, text=True, env=bentoml_env())
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def ensure_bentoml_venv() -> tuple[str | None, str | None]:
+    """(version, None) once BentoML and scikit-learn import in .venv-bentoml, else (None, why)."""
+    version = bentoml_version()
+    if version:
+        return version, None
+    try:
+        if not BENTOML_PY.exists():
+            log(f"creating {BENTOML_VENV} …")
+            subprocess.run(["python3", "-m", "venv", str(BENTOML_VENV)], check=True, env=bentoml_env())
+        log(f"pip install {' '.join(BENTOML_SPECS)} into {BENTOML_VENV} (takes a few minutes, once) …")
+        proc = subprocess.run([str(BENTOML_PY), "-m", "pip", "install", "--disable-pip-version-check", "-q",
+                               *BENTOML_SPECS], env=bentoml_env(), capture_output=True, text=True)
+        if proc.returncode != 0:
+            return None, "pip install failed: " + " | ".join(proc.stderr.strip().splitlines()[-3:])
+    except (OSError, subprocess.CalledProcessError) as exc:
+        return None, f"could not create {BENTOML_VENV}: {exc}"
+    version = bentoml_version()
+    return (version, None) if version else (None, f"bentoml does not import in {BENTOML_VENV}")
+
+
+def bentoml_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in clean_env(**extra).items() if not (k.startswith("BENTOML_") and k not in extra)}
+    env.pop("PYTHONPATH", None)
+    env["PATH"] = f"{BENTOML_VENV / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    env.update(BENTOML_DO_NOT_TRACK="True", PYTHONDONTWRITEBYTECODE="1")
+    return env
+
+
+def run_bentoml(root: Path, args: argparse.Namespace, expected: list | None) -> dict:
+    """Train, save and serve the model the BentoML way and measure it like MLflow; raises on failure."""
+    bml = root / "bentoml"
+    env = bentoml_env(BENTOML_HOME=str(bml / "bentoml_home"))
+    proc = subprocess.run([str(BENTOML_PY), str(PREPARE), "bentoml", str(bml)], env=env, capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        raise RuntimeError("preparing the model failed: " + "\n".join(proc.stderr.strip().splitlines()[-10:]))
+    port = free_port()
+    server = Server("bentoml", [str(BENTOML_VENV / "bin" / "bentoml"), "serve", BENTOML_SERVICE,
+                                "--working-dir", str(HERE), "--host", "127.0.0.1", "--port", str(port)],
+                    env, bml, port)
+    try:
+        server.wait_healthy(path="/readyz")
+        result = measure(server, "/predict", bml, args)
+        answer = json.loads(post(f"{server.url}/predict", (bml / "batch.json").read_bytes()))
+        result["same_predictions_as_mlflow"] = None if expected is None else answer == expected
+        return result
+    finally:
+        server.stop()
 
 
 def post(url: str, body: bytes) -> bytes:
@@ -131,8 +206,11 @@ def main() -> int:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
     version = ensure_mlflow_venv(MLFLOW_SPECS)
+    bentoml_version_, bentoml_error = ensure_bentoml_venv()
     root = Path(tempfile.mkdtemp(prefix="serving-bench-"))
-    results: dict = {"mlflow_version": version, "duration_s": args.duration, "connections": args.connections}
+    results: dict = {"mlflow_version": version, "bentoml_version": bentoml_version_, "duration_s": args.duration,
+                     "connections": args.connections}
+    mlflow_predictions = None
     try:
         # ---- MLflow
         mlf = root / "mlflow"
@@ -148,8 +226,20 @@ def main() -> int:
         try:
             server.wait_healthy(path="/ping")
             results["mlflow"] = measure(server, "/invocations", mlf, args)
+            mlflow_predictions = json.loads(post(f"{server.url}/invocations",
+                                                 (mlf / "batch.json").read_bytes()))["predictions"]
         finally:
             server.stop()
+
+        # ---- BentoML (never fatal: on any failure, say why and go on)
+        if bentoml_error is None:
+            try:
+                results["bentoml"] = run_bentoml(root, args, mlflow_predictions)
+            except Exception as exc:  # noqa: BLE001 — whatever went wrong, the other sides still run
+                bentoml_error = f"{type(exc).__name__}: {exc}"
+        if bentoml_error is not None:
+            results["bentoml"] = {"error": bentoml_error}
+            log(f"BentoML not measured: {bentoml_error}")
 
         # ---- Arsenale
         ars = root / "arsenale"
@@ -191,32 +281,48 @@ def main() -> int:
             shutil.rmtree(root, ignore_errors=True)
 
     m, a = results["mlflow"], results["arsenale"]
+    b = results["bentoml"] if "error" not in results["bentoml"] else None
+
+    def cells(key: str, spec: str, ratio: str) -> tuple[str, str, str, str, str]:
+        """MLflow, BentoML and Arsenale figures and Arsenale's ratio against each: `ratio` is "up" (higher is
+        better: a / peer) or "down" (lower is better: peer / a, printed "x lower") or "time" (peer / a)."""
+        def r(peer: dict | None) -> str:
+            if peer is None:
+                return "—"
+            x = a[key] / peer[key] if ratio == "up" else peer[key] / a[key]
+            return f"{x:.1f}x" + (" lower" if ratio == "down" else "")
+        return (format(m[key], spec), format(b[key], spec) if b else "—", format(a[key], spec), r(m), r(b))
+
     rows = [
-        ("requests/s, 1 row", f"{m['rps']:,.0f}", f"{a['rps']:,.0f}", f"{a['rps'] / m['rps']:.1f}x", ">= 20x"),
-        ("p99 ms, 1 row", f"{m['p99_ms']:.1f}", f"{a['p99_ms']:.1f}", f"{m['p99_ms'] / a['p99_ms']:.1f}x lower",
-         ">= 10x lower"),
-        ("p50 ms, 1 row", f"{m['p50_ms']:.2f}", f"{a['p50_ms']:.2f}", f"{m['p50_ms'] / a['p50_ms']:.1f}x lower", ""),
-        ("1,000-row request s", f"{m['batch_1000_s']:.4f}", f"{a['batch_1000_s']:.4f}",
-         f"{m['batch_1000_s'] / a['batch_1000_s']:.1f}x", ""),
+        ("requests/s, 1 row", *cells("rps", ",.0f", "up"), ">= 20x vs MLflow"),
+        ("p99 ms, 1 row", *cells("p99_ms", ".1f", "down"), ">= 10x lower vs MLflow"),
+        ("p50 ms, 1 row", *cells("p50_ms", ".2f", "down"), ""),
+        ("1,000-row request s", *cells("batch_1000_s", ".4f", "time"), ""),
+        ("sequential p50 ms, 1 row", *cells("sequential_p50_ms", ".2f", "down"), ""),
     ]
-    rows.append(("sequential p50 ms, 1 row", f"{m['sequential_p50_ms']:.2f}", f"{a['sequential_p50_ms']:.2f}",
-                 f"{m['sequential_p50_ms'] / a['sequential_p50_ms']:.1f}x lower", ""))
     d = results["arsenale_deployment"]
-    rows.append(("deployment (1 route): seq. p50 ms", "", f"{d['sequential_p50_ms']:.2f}",
-                 f"{100 * (d['sequential_p50_ms'] / a['sequential_p50_ms'] - 1):+.1f}% vs model", ""))
+    rows.append(("deployment (1 route): seq. p50 ms", "", "", f"{d['sequential_p50_ms']:.2f}",
+                 f"{100 * (d['sequential_p50_ms'] / a['sequential_p50_ms'] - 1):+.1f}% vs model", "", ""))
     for label in ("arsenale_split", "arsenale_shadow"):
         r = results[label]
         kind = label.split("_")[1]
-        rows.append((f"{kind}: sequential p50 ms", "", f"{r['sequential_p50_ms']:.2f}",
-                     f"{100 * (r['sequential_p50_ms'] / d['sequential_p50_ms'] - 1):+.1f}%", "< +5%"))
-        rows.append((f"{kind}: requests/s, 16 conns", "", f"{r['rps']:,.0f}",
-                     f"{100 * (r['rps'] / d['rps'] - 1):+.1f}%", ""))
-    widths = [max(len(str(r[i])) for r in rows + [("measure", "MLflow", "Arsenale", "ratio", "target")])
-              for i in range(5)]
-    for i, r in enumerate([("measure", "MLflow " + version, "Arsenale", "ratio", "target"), *rows]):
-        print("  ".join(str(c).ljust(w) if j == 0 else str(c).rjust(w) for j, (c, w) in enumerate(zip(r, widths))))
+        rows.append((f"{kind}: sequential p50 ms", "", "", f"{r['sequential_p50_ms']:.2f}",
+                     f"{100 * (r['sequential_p50_ms'] / d['sequential_p50_ms'] - 1):+.1f}% vs deployment", "",
+                     "< +5%"))
+        rows.append((f"{kind}: requests/s, {args.connections} conns", "", "", f"{r['rps']:,.0f}",
+                     f"{100 * (r['rps'] / d['rps'] - 1):+.1f}% vs deployment", "", ""))
+    header = ("measure", f"MLflow {version}", f"BentoML {bentoml_version_ or ''}".strip(), "Arsenale",
+              "Ars. vs MLflow", "Ars. vs BentoML", "target")
+    widths = [max(len(str(r[i])) for r in [*rows, header]) for i in range(len(header))]
+    for i, r in enumerate([header, *rows]):
+        print("  ".join(str(c).ljust(w) if j in (0, len(header) - 1) else str(c).rjust(w)
+                        for j, (c, w) in enumerate(zip(r, widths))).rstrip())
         if i == 0:
-            print("-" * (sum(widths) + 8))
+            print("-" * (sum(widths) + 2 * (len(widths) - 1)))
+    if b is None:
+        print(f"\nBentoML not measured: {results['bentoml']['error']}")
+    elif b.get("same_predictions_as_mlflow") is False:
+        print("\nwarning: BentoML's 1,000-row predictions differ from MLflow's")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(f"\nraw results: {args.out}")
