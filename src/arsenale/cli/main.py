@@ -1,6 +1,6 @@
 """The `arsenale` command: one Typer sub-app per component, errors mapped to exit codes in one place.
 
-    arsenale [--uri URI] experiments|runs|artifacts|models|datasets|data|deploy|monitor|audit|db ...
+    arsenale [--uri URI] experiments|runs|artifacts|models|datasets|data|deploy|monitor|alerts|audit|db ...
     arsenale server | ui | serve | version
 
 An `ArsenaleError` never shows a traceback: its message goes to stderr as
@@ -25,6 +25,7 @@ def _register(app: typer.Typer) -> None:
     """Every sub-app but `data`. Imported on first use: they pull in SQLAlchemy, pandas and scikit-learn,
     which `arsenale data status` (about 100 ms in all) must not pay for."""
     from arsenale.cli import (
+        alerts,
         artifacts,
         audit,
         datasets,
@@ -47,6 +48,7 @@ def _register(app: typer.Typer) -> None:
     app.add_typer(audit.app, name="audit")
     app.add_typer(deploy.app, name="deploy")
     app.add_typer(monitor.app, name="monitor")
+    app.add_typer(alerts.app, name="alerts")
     app.add_typer(db.app, name="db")
     app.command("server")(server.server)
     app.command("ui")(server.ui)

@@ -4,6 +4,7 @@
     arsenale monitor run fraud-api                 # one evaluation now
     arsenale monitor history fraud-api
     arsenale monitor report fraud-api --out drift.html
+    arsenale alerts rule add --monitor fraud-api --when "drift_share > 0.3 for 2 windows" --notify log
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def create(name: Name,
            reference: Annotated[str, typer.Option("--reference", help="What live data is compared with.")]
            = "model-contract",
            window: Annotated[str, typer.Option("--window", help="Each evaluation's window: 10m, 1h, 1d…")] = "1h",
-           schedule: Annotated[str | None, typer.Option("--schedule", help="Cron expression for scheduled runs.")]
+           schedule: Annotated[str | None, typer.Option(
+               "--schedule", help="Cron expression (UTC) for runs by `arsenale scheduler`.")]
            = None,
            drift_share: Annotated[float, typer.Option("--drift-share", min=0, max=1, help="Share of drifted "
                                                       "features that flags the dataset.")] = 0.5,
@@ -55,12 +57,16 @@ def list_monitors(as_json: render.JsonFlag = False) -> None:
     if not monitors:
         render.print_message("no monitors yet: arsenale monitor create DEPLOYMENT --window 1h")
         return
-    t = render.table("name", "deployment", "window s", "schedule", "reference", "created")
+    t = render.table("name", "deployment", "window s", "schedule", "next run", "reference", "created")
     for m in monitors:
         t.add_row(render.cell(m.name, "bold"), render.cell(m.deployment), render.cell(m.window_s),
-                  render.cell(m.schedule or ""), render.cell(m.reference), render.cell(render.iso(m.creation_time)))
+                  render.cell(m.schedule or ""),
+                  render.cell(render.iso(m.next_run_time) if m.schedule else ""),
+                  render.cell(m.reference), render.cell(render.iso(m.creation_time)))
     render.show(t)
 
+
+NOTIFY_WAIT_SECONDS = 30.0
 
 _HEADLINE = ("rows", "drift_share", "dataset_drift", "drifted_columns", "quality.errors", "quality.warnings",
              "labelled", "accuracy")
@@ -68,8 +74,12 @@ _HEADLINE = ("rows", "drift_share", "dataset_drift", "drifted_columns", "quality
 
 @app.command("run")
 def run(name: Name, as_json: render.JsonFlag = False) -> None:
-    """Evaluate the window that ends now, store the result, and show it."""
-    result = Client().monitors.run(name)
+    """Evaluate the window that ends now, store the result, evaluate its alert rules, and show it."""
+    monitors = Client().monitors
+    result = monitors.run(name)
+    notifier = getattr(getattr(monitors, "alerts", None), "notifier", None)
+    if result.alerts and notifier is not None:
+        notifier.flush(NOTIFY_WAIT_SECONDS)  # a short-lived process: let notifications (and retries) go out
     if as_json:
         render.print_json(result)
         return
@@ -79,6 +89,11 @@ def run(name: Name, as_json: render.JsonFlag = False) -> None:
     drifted = [c for c, r in (result.report or {}).get("drift", {}).get("columns", {}).items() if r.get("drifted")]
     if drifted:
         render.print_message(f"drifted: {', '.join(drifted[:12])}{' …' if len(drifted) > 12 else ''}", "red")
+    for alert in result.alerts:
+        render.print_message(f"alert {alert.id} {alert.status}: {alert.rule} ({alert.threshold})",
+                             "red" if alert.status == "firing" else "green")
+    if result.alert_error:
+        render.print_message(f"alert rules were not evaluated: {result.alert_error}", "red")
 
 
 @app.command("history")

@@ -33,7 +33,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
@@ -496,6 +496,8 @@ class _Job:
     body: bytes
     event: str
     lines: list[tuple[int, str]]  # for the log channel: (level, message)
+    on_done: Callable[[str, Delivery], None] | None = None  # (notify entry, final record)
+    entry: str = ""
 
 
 _PROBE = AlertEvent(status="firing", rule="r", monitor="m", severity="warning", labels={}, condition="m > 0",
@@ -522,8 +524,14 @@ class Notifier(QueueWorker):
         self._records: deque[Delivery] = deque(maxlen=history)
         _LIVE.add(self)
 
-    def notify(self, rule: AlertRule, events: Sequence[AlertEvent]) -> list[int]:
-        """Queue one delivery per channel of `rule` and return their ids at once (none for no events)."""
+    def notify(self, rule: AlertRule, events: Sequence[AlertEvent], *,
+               on_done: Callable[[str, Delivery], None] | None = None) -> list[int]:
+        """Queue one delivery per channel of `rule` and return their ids at once (none for no events).
+
+        `on_done(entry, delivery)` is called from the worker thread with each channel's final record
+        (delivered or failed), before `flush` counts it as finished, so a caller can persist the outcome and a
+        flushed notifier means persisted records. An exception it raises is logged, never propagated.
+        """
         if not isinstance(rule, AlertRule):
             raise InvalidInput("rule must be an AlertRule", field="rule")
         if not events:
@@ -542,7 +550,7 @@ class Notifier(QueueWorker):
                 level = logging.ERROR if rule.severity == "critical" else logging.WARNING
                 lines = [(level if e.status == "firing" else logging.INFO, ": ".join(_describe(e))) for e in events]
             record = Delivery(next(self._ids), rule.name, cast(Any, kind), url, len(events), timestamp_ms=now_ms())
-            jobs.append(_Job(record, body, f"alert.{status}", lines))
+            jobs.append(_Job(record, body, f"alert.{status}", lines, on_done, entry))
         with self._lock:
             for job in jobs:
                 self._records.append(job.delivery)
@@ -572,13 +580,24 @@ class Notifier(QueueWorker):
 
     # ---- the worker thread ---------------------------------------------------------------------
 
-    def _update(self, d: Delivery, **changes: Any) -> None:
+    def _update(self, job: _Job, **changes: Any) -> None:
+        d = job.delivery
+        final = changes.get("status", "pending") != "pending"
         with self._idle:
             for k, v in changes.items():
                 setattr(d, k, v)
-            if changes.get("status", "pending") != "pending":
-                self._unfinished = max(0, self._unfinished - 1)
-                self._idle.notify_all()
+            if not final:
+                return
+            snapshot = replace(d)
+        if job.on_done is not None:
+            try:
+                job.on_done(job.entry, snapshot)
+            except Exception:  # noqa: BLE001 - recording an outcome must not stop the other deliveries
+                log.exception("alerts: recording the outcome of %s delivery %s of rule %r failed", d.channel,
+                              d.id, d.rule)
+        with self._idle:
+            self._unfinished = max(0, self._unfinished - 1)
+            self._idle.notify_all()
 
     def _run(self, jobs: queue.SimpleQueue[Any]) -> None:
         me = threading.current_thread()
@@ -597,8 +616,8 @@ class Notifier(QueueWorker):
                         d = left.delivery
                         log.warning("alerts: notifier closed with %s delivery %s of rule %r undelivered: %s",
                                     d.channel, d.id, d.rule, d.last_error)
-                        self._update(d, status="failed", last_error=f"notifier closed before delivery; last error: "
-                                                                    f"{d.last_error}")
+                        self._update(left, status="failed", last_error="notifier closed before delivery; "
+                                                                       f"last error: {d.last_error}")
                     return
                 if job is None and not due:
                     with self._lock:  # idle: end, unless notify() queued something meanwhile (it holds the lock)
@@ -622,7 +641,7 @@ class Notifier(QueueWorker):
         if d.channel == "log":
             for level, message in job.lines:
                 log.log(level, "alert: %s", message)
-            self._update(d, status="delivered", attempts=attempts)
+            self._update(job, status="delivered", attempts=attempts)
             return None
         code: int | None = None
         headers = {"Content-Type": "application/json", "X-Arsenale-Event": job.event,
@@ -633,7 +652,8 @@ class Notifier(QueueWorker):
             with client.stream("POST", d.url, content=job.body, headers=headers) as response:
                 code = response.status_code
                 if 200 <= code < 300:
-                    self._update(d, status="delivered", attempts=attempts, response_code=code, last_error=None)
+                    self._update(job, status="delivered", attempts=attempts, response_code=code,
+                                 last_error=None)
                     return None
                 retry, error = code >= 500 or code == 429, f"HTTP {code}"
         except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
@@ -641,11 +661,11 @@ class Notifier(QueueWorker):
         except Exception as exc:  # noqa: BLE001 - TLS set-up, a URL httpx cannot send: retrying will not help
             retry, error = False, f"{type(exc).__name__}: {exc}"
         if retry and attempts < self.max_attempts:
-            self._update(d, attempts=attempts, response_code=code, last_error=error)
+            self._update(job, attempts=attempts, response_code=code, last_error=error)
             return float(self.backoff * 2 ** (attempts - 1))
         log.warning("alerts: %s delivery %s of rule %r to %s failed after %d attempt(s): %s", d.channel, d.id,
                     d.rule, d.url, attempts, error)
-        self._update(d, status="failed", attempts=attempts, response_code=code, last_error=error)
+        self._update(job, status="failed", attempts=attempts, response_code=code, last_error=error)
         return None
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -40,6 +40,8 @@ class Monitor(Schema):
     schedule: str | None = None
     drift_share: float = 0.5
     creation_time: int
+    next_run_time: int | None = Field(default=None, description="when the scheduler next evaluates it "
+                                      "(scheduled monitors only)")
 
 
 class MonitorRun(Schema):
@@ -53,3 +55,50 @@ class MonitorRun(Schema):
     values: dict[str, float | None] = Field(description="every monitored value, the names alert rules use")
     timestamp: int
     report: dict[str, Any] | None = Field(default=None, description="the drift and quality reports in full")
+    alerts: list[Alert] = Field(default_factory=list, description="the alerts this evaluation fired or "
+                                "resolved (on the run just made; for history see `alerts.list_alerts`)")
+    alert_error: str | None = Field(default=None, description="why alert rules could not be evaluated for "
+                                    "this window (the window itself is stored)")
+
+
+class AlertRuleInfo(Schema):
+    """An alert rule as stored: `when` is the canonical rule text, `state` the evaluator's state."""
+
+    id: int
+    name: str
+    monitor: str
+    when: str = Field(description="metric op threshold [for N windows]")
+    notify: list[str] = Field(default_factory=list, description="webhook:URL, slack:URL or log")
+    trigger_pipeline: str | None = Field(default=None, description="module:function run when the rule fires")
+    severity: Literal["warning", "critical"] = "warning"
+    enabled: bool = True
+    state: dict[str, Any] | None = Field(default=None,
+                                         description="consecutive breaches, status, last window")
+    creation_time: int
+    created_by: str
+
+
+class Alert(Schema):
+    """One episode of a rule: fired by one window, resolved by a later one."""
+
+    id: int
+    rule_id: int
+    rule: str
+    monitor: str
+    severity: str
+    status: Literal["firing", "resolved"]
+    value: float | None = Field(default=None, description="the value that fired it")
+    threshold: str = Field(description="the rule's condition when it fired")
+    started_at: int
+    resolved_at: int | None = None
+    run_id: int = Field(description="the monitor run (window) that fired it")
+    resolved_run_id: int | None = None
+    evidence: dict[str, Any] = Field(default_factory=dict, description="the firing window's values and "
+                                     "drifted columns; what a triggered pipeline receives")
+    pipeline_run_id: str | None = None
+    pipeline_error: str | None = None
+    deliveries: list[dict[str, Any]] = Field(default_factory=list,
+                                             description="each notification and its outcome")
+
+
+MonitorRun.model_rebuild()

@@ -3,18 +3,23 @@
 One evaluation reads the window from the inference log, tests drift against the training profile kept in
 the model contract (the training data is never reloaded), checks data quality, measures accuracy on the rows
 whose labels have arrived, and stores every value under the names alert rules refer to (`drift_share`,
-`dataset_drift`, `quality.errors`, `accuracy`, `drift.<column>.statistic`, …) with the full reports.
+`dataset_drift`, `quality.errors`, `accuracy`, `drift.<column>.statistic`, …) with the full reports. Then
+the monitor's alert rules (`self.alerts`, an `AlertService`) are evaluated on the stored window.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
-from arsenale.errors import Conflict, InvalidInput, NotFound
+from arsenale.errors import ArsenaleError, Conflict, InvalidInput, NotFound
+from arsenale.monitoring.alerting import AlertService
+from arsenale.monitoring.alerts import Notifier
 from arsenale.monitoring.models import Monitor, MonitorRun, check_monitor_name, window_seconds
 from arsenale.registry.service import RegistryAPI
 from arsenale.serving.service import DeploymentAPI
@@ -24,14 +29,19 @@ from arsenale.store.audit import append as audit_append
 from arsenale.store.db import read, write
 from arsenale.tracking.models import now_ms
 
+if TYPE_CHECKING:
+    from arsenale.pipelines.service import PipelineService
+
 REFERENCES = ("model-contract",)
+
+log = logging.getLogger("arsenale.monitoring")
 
 
 def _monitor(row: Any) -> Monitor:
     settings = json.loads(row.settings)
     return Monitor(name=row.name, deployment=row.deployment, reference=row.reference, window_s=row.window_s,
                    schedule=row.schedule, drift_share=settings.get("drift_share", 0.5),
-                   creation_time=row.creation_time)
+                   creation_time=row.creation_time, next_run_time=row.next_run_time)
 
 
 def _run(row: Any) -> MonitorRun:
@@ -43,12 +53,29 @@ def _run(row: Any) -> MonitorRun:
 
 class MonitorService:
     def __init__(self, engine: Engine, deployments: DeploymentAPI, registry: RegistryAPI, actor: str,
-                 inference_log_root: str) -> None:
+                 inference_log_root: str, *, notifier: Notifier | None = None,
+                 pipelines: PipelineService | Callable[[], PipelineService] | None = None) -> None:
         self.engine = engine
         self.deployments = deployments
         self.registry = registry
         self.actor = actor
         self.root = inference_log_root
+        self.alerts = AlertService(engine, actor, notifier, pipelines=pipelines or self._pipeline_factory())
+
+    def _pipeline_factory(self) -> Callable[[], PipelineService] | None:
+        """Trigger pipelines run on the registry's tracking store; built when a rule first triggers one."""
+        tracking = getattr(self.registry, "tracking", None)
+        if tracking is None or not hasattr(tracking, "blobs"):
+            return None
+        engine, actor = self.engine, self.actor
+
+        def build() -> PipelineService:
+            from arsenale.pipelines.service import PipelineService
+            from arsenale.store.pipelines import SqlPipelineStore
+
+            return PipelineService(SqlPipelineStore(engine), tracking.blobs, tracking, actor)
+
+        return build
 
     def create(self, name: str, deployment: str, *, reference: str = "model-contract", window: Any = "1h",
                schedule: str | None = None, drift_share: float = 0.5) -> Monitor:
@@ -57,22 +84,26 @@ class MonitorService:
             raise InvalidInput(f"reference must be one of {', '.join(REFERENCES)}; got {reference!r}",
                                field="reference")
         seconds = window_seconds(window)
+        now = now_ms()
+        next_run_time = None
         if schedule is not None:
             from croniter import croniter
+
+            from arsenale.pipelines.schedules import next_tick
 
             if not isinstance(schedule, str) or not croniter.is_valid(schedule):
                 raise InvalidInput(f"schedule must be a cron expression like '*/10 * * * *'; got {schedule!r}",
                                    field="schedule")
+            next_run_time = next_tick(schedule, now)
         if isinstance(drift_share, bool) or not isinstance(drift_share, (int, float)) or not 0 <= drift_share <= 1:
             raise InvalidInput(f"drift_share must be between 0 and 1; got {drift_share!r}", field="drift_share")
         self.deployments.get(deployment)  # NotFound for an unknown deployment
-        now = now_ms()
         with write(self.engine) as conn:
             if sql.get_monitor(conn, name) is not None:
                 raise Conflict(f"monitor {name!r} already exists", field="name")
             sql.insert_monitor(conn, name=name, deployment=deployment, reference=reference, window_s=seconds,
                                schedule=schedule, settings=json.dumps({"drift_share": float(drift_share)}),
-                               creation_time=now)
+                               creation_time=now, next_run_time=next_run_time)
             audit_append(conn, AuditRecord(self.actor, "monitor.create", "monitor", name,
                                            {"deployment": deployment, "window_s": seconds, "schedule": schedule}),
                          now)
@@ -91,6 +122,7 @@ class MonitorService:
             return [_monitor(r) for r in sql.list_monitors(conn)]
 
     def delete(self, name: str) -> None:
+        """The monitor, its history, its alert rules and their alerts, in one transaction."""
         check_monitor_name(name)
         now = now_ms()
         with write(self.engine) as conn:
@@ -145,9 +177,17 @@ class MonitorService:
                                     model=primary.model, version=primary.version,
                                     values=json.dumps(values, allow_nan=False),
                                     report=json.dumps(report, default=str), timestamp=stamp)
-        return MonitorRun(id=run_id, monitor=name, window_start=start, window_end=end, rows=len(log),
-                          model=primary.model, version=primary.version, values=values, timestamp=stamp,
-                          report=report)
+        result = MonitorRun(id=run_id, monitor=name, window_start=start, window_end=end, rows=len(log),
+                            model=primary.model, version=primary.version, values=values, timestamp=stamp,
+                            report=report)
+        try:
+            result.alerts = self.alerts.evaluate(result)
+        except Exception as exc:  # noqa: BLE001 - the window is stored; the rules' state did not move
+            result.alert_error = exc.message if isinstance(exc, ArsenaleError) \
+                else f"{type(exc).__name__}: {exc}"
+            log.error("monitor %r: alert rules were not evaluated on run %s: %s", name, run_id,
+                      result.alert_error)
+        return result
 
 
 def _accuracy(log: Any) -> dict[str, float | None]:

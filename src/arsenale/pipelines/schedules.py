@@ -10,11 +10,16 @@ lease to expire: that tick is not run again (at most once), the next one is.
 
 Missed ticks are not back-filled: after downtime a schedule runs once and moves to its next time after now.
 Dataset triggers read the data component's `dataset_versions` table when it exists, and are skipped otherwise.
+
+Monitors with a cron `schedule` run on the same ticks (`arsenale.monitoring.scheduling`, claimed the same
+way): `tick()` returns their evaluations after the pipeline runs, as `TickResult`s with `kind="monitor"`. A
+failing monitor never stops the pipelines, nor a failing pipeline the monitors.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import socket
 import sys
@@ -33,6 +38,9 @@ from arsenale.tracking.models import now_ms
 __all__ = ["Scheduler", "TickResult", "load_pipeline", "next_tick", "schedule"]
 
 DEFAULT_LEASE_SECONDS = 6 * 3600
+DEFAULT_MONITOR_LEASE_SECONDS = 3600
+
+log = logging.getLogger("arsenale.pipelines.schedules")
 
 
 def check_ref(ref: str) -> tuple[str, str]:
@@ -97,28 +105,67 @@ def schedule(pipeline_ref: str, cron: str | None = None, *, on_dataset: str | No
 
 @dataclass(frozen=True)
 class TickResult:
+    """What one tick ran. For a monitor (`kind="monitor"`): `schedule_id` is the monitor's name,
+    `pipeline_ref` is `monitor:<name>`, `status` is "succeeded" or "error", and `monitor_run_id` the
+    evaluation stored."""
+
     schedule_id: str
     pipeline_ref: str
     trigger: str
     pipeline_run_id: str | None
     status: str  # the pipeline run's status, or "error"
     error: str | None = None
+    kind: str = "pipeline"  # or "monitor"
+    monitor_run_id: int | None = None
+    alert_ids: tuple[int, ...] = ()
 
 
 class Scheduler:
     """Runs due schedules; safe to run in several processes or machines against one store."""
 
     def __init__(self, service: PipelineService | None = None, *, client: Any = None, owner: str | None = None,
-                 lease_seconds: float = DEFAULT_LEASE_SECONDS) -> None:
+                 lease_seconds: float = DEFAULT_LEASE_SECONDS, monitors: Any = None,
+                 monitor_lease_seconds: float = DEFAULT_MONITOR_LEASE_SECONDS) -> None:
         self.service = service or _service(client)
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease_ms = int(lease_seconds * 1000)
+        self.monitor_lease_seconds = monitor_lease_seconds
+        self._monitors = monitors  # a MonitorService; built from `service` on the first due monitor when None
 
     def tick(self, now: int | datetime | None = None) -> list[TickResult]:
-        """Claim and run every schedule due at `now` (epoch ms or datetime; default: the clock)."""
+        """Claim and run every schedule and every monitor due at `now` (epoch ms or datetime; default: the
+        clock): pipeline runs first, then monitor evaluations (`kind="monitor"`)."""
         at = now_ms() if now is None else (int(now.timestamp() * 1000) if isinstance(now, datetime) else int(now))
+        failure: BaseException | None = None
+        results: list[TickResult] = []
+        try:
+            self._tick_pipelines(at, results)
+        except Exception as exc:  # noqa: BLE001 - raised below, once the monitors have had their turn
+            failure = exc
+        results.extend(self._tick_monitors(at))
+        if failure is not None:
+            raise failure
+        return results
+
+    def _tick_monitors(self, at: int) -> list[TickResult]:
+        """Due monitors, claimed and evaluated; any failure is a result with status "error", never raised."""
+        from arsenale.monitoring.scheduling import any_due, monitor_service_for, run_due_monitors
+
+        try:
+            if self._monitors is None:
+                if not any_due(self.service.store.engine, at):
+                    return []
+                self._monitors = monitor_service_for(self.service)
+            ticks = run_due_monitors(self._monitors, at, self.owner, lease_seconds=self.monitor_lease_seconds)
+        except Exception as exc:  # noqa: BLE001 - monitors must not stop the scheduler (nor its pipelines)
+            msg = exc.message if isinstance(exc, ArsenaleError) else f"{type(exc).__name__}: {exc}"
+            log.error("scheduler: monitors could not be run: %s", msg)
+            return [TickResult("monitors", "monitors", "tick", None, "error", msg, kind="monitor")]
+        return [TickResult(t.monitor, f"monitor:{t.monitor}", t.trigger, None, t.status, t.error,
+                           kind="monitor", monitor_run_id=t.run_id, alert_ids=t.alert_ids) for t in ticks]
+
+    def _tick_pipelines(self, at: int, results: list[TickResult]) -> None:
         store = self.service.store
-        results = []
         for s in store.due_schedules(at):
             if s["cron"] and s["next_run_time"] is not None and s["next_run_time"] <= at:
                 claimed = store.claim_cron(s["schedule_id"], s["next_run_time"], next_tick(s["cron"], at),
@@ -134,7 +181,6 @@ class Scheduler:
                                                   at + self.lease_ms)
                     if claimed is not None:
                         results.append(self._run(claimed, f"dataset:{s['trigger_dataset']}@{version}"))
-        return results
 
     def _run(self, s: dict[str, Any], trigger: str) -> TickResult:
         from arsenale.pipelines.runner import run_pipeline

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, delete, insert, or_, select, update
 
-from arsenale.store.tables import monitor_runs, monitors
+from arsenale.store.tables import alert_rules, alerts, monitor_runs, monitors
 
 
 def insert_monitor(conn: Connection, **row: Any) -> None:
@@ -22,6 +22,11 @@ def list_monitors(conn: Connection) -> Sequence[Any]:
 
 
 def delete_monitor(conn: Connection, name: str) -> bool:
+    """The monitor, its evaluations, its alert rules and their alerts (explicitly: SQLite enforces the foreign
+    keys' ON DELETE CASCADE only on connections that turned them on)."""
+    rule_ids = select(alert_rules.c.id).where(alert_rules.c.monitor == name).scalar_subquery()
+    conn.execute(delete(alerts).where(alerts.c.rule_id.in_(rule_ids)))
+    conn.execute(delete(alert_rules).where(alert_rules.c.monitor == name))
     conn.execute(delete(monitor_runs).where(monitor_runs.c.monitor == name))
     return bool(conn.execute(delete(monitors).where(monitors.c.name == name)).rowcount)
 
@@ -30,8 +35,44 @@ def insert_run(conn: Connection, **row: Any) -> int:
     return int(conn.execute(insert(monitor_runs).values(**row).returning(monitor_runs.c.id)).scalar_one())
 
 
+def get_run(conn: Connection, monitor: str, run_id: int) -> Any | None:
+    return conn.execute(select(monitor_runs).where(monitor_runs.c.monitor == monitor,
+                                                   monitor_runs.c.id == run_id)).first()
+
+
 def list_runs(conn: Connection, monitor: str, limit: int, with_report: bool = False) -> Sequence[Any]:
     """Newest first; the (large) report column only when asked for."""
     columns = [c for c in monitor_runs.c if with_report or c.name != "report"]
     return conn.execute(select(*columns).where(monitor_runs.c.monitor == monitor)
                         .order_by(monitor_runs.c.window_end.desc(), monitor_runs.c.id.desc()).limit(limit)).all()
+
+
+# ---- scheduling ------------------------------------------------------------------------------
+
+def _free(now: int) -> Any:
+    return or_(monitors.c.lease_owner.is_(None), monitors.c.lease_expires.is_(None),
+               monitors.c.lease_expires < now)
+
+
+def due_monitors(conn: Connection, now: int) -> Sequence[Any]:
+    """Scheduled monitors whose next tick has come and that no live lease holds, oldest tick first."""
+    return conn.execute(select(monitors.c.name, monitors.c.schedule, monitors.c.next_run_time)
+                        .where(monitors.c.schedule.is_not(None), monitors.c.next_run_time <= now, _free(now))
+                        .order_by(monitors.c.next_run_time, monitors.c.name)).all()
+
+
+def claim_monitor(conn: Connection, name: str, due: int, next_run_time: int, owner: str, now: int,
+                  lease_expires: int) -> bool:
+    """Take the lease on the tick due at `due` and move the monitor to `next_run_time`, in one conditional
+    UPDATE; False when another scheduler took this tick first (or holds a live lease)."""
+    stmt = (update(monitors)
+            .where(monitors.c.name == name, monitors.c.next_run_time == due, monitors.c.next_run_time <= now,
+                   _free(now))
+            .values(next_run_time=next_run_time, lease_owner=owner, lease_expires=lease_expires))
+    return conn.execute(stmt).rowcount == 1
+
+
+def release_monitor(conn: Connection, name: str, owner: str) -> None:
+    """Give the lease back, only if it is still ours (an expired one may have been taken over)."""
+    conn.execute(update(monitors).where(monitors.c.name == name, monitors.c.lease_owner == owner)
+                 .values(lease_owner=None, lease_expires=None))

@@ -451,6 +451,12 @@ monitors = Table(
     Column("schedule", String(MAX_NAME), nullable=True),
     Column("settings", Text, nullable=False),
     Column("creation_time", BigInteger, nullable=False),
+    # The scheduler's claim, as for pipeline schedules: one conditional UPDATE moves next_run_time to the next
+    # cron tick and takes the lease, so of several schedulers exactly one evaluates a given tick.
+    Column("next_run_time", BigInteger, nullable=True),
+    Column("lease_owner", String(MAX_NAME), nullable=True),
+    Column("lease_expires", BigInteger, nullable=True),
+    Index("ix_monitors_due", "next_run_time"),
 )
 
 monitor_runs = Table(
@@ -467,4 +473,48 @@ monitor_runs = Table(
     Column("report", Text, nullable=False),
     Column("timestamp", BigInteger, nullable=False),
     Index("ix_monitor_runs_monitor_end", "monitor", "window_end"),
+)
+
+# Alert rules over a monitor's values. `state` is the evaluator's JSON state (consecutive breaching windows,
+# firing or not, the last window seen), advanced under a row lock in the transaction that records the alert,
+# so a window is counted once however many processes evaluate it.
+alert_rules = Table(
+    "alert_rules",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(MAX_NAME), nullable=False),
+    Column("monitor", String(MAX_NAME), ForeignKey("monitors.name", ondelete="CASCADE"), nullable=False),
+    Column("expression", Text, nullable=False),
+    Column("notify", Text, nullable=False),
+    Column("trigger_pipeline", String(MAX_PATH), nullable=True),
+    Column("severity", String(16), nullable=False),
+    Column("state", Text, nullable=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("created_by", String(MAX_NAME), nullable=False),
+    UniqueConstraint("monitor", "name", name="uq_alert_rules_monitor_name"),
+)
+
+# One row per episode of a rule: inserted "firing" by the window that fired it, set "resolved" by the window
+# that resolved it. `deliveries` records every notification (pending, then delivered or failed) and
+# `evidence` the firing window's values, which is also what a triggered pipeline receives.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("rule_id", Integer, ForeignKey("alert_rules.id", ondelete="CASCADE"), nullable=False),
+    Column("monitor", String(MAX_NAME), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("value", Float, nullable=True),
+    Column("threshold", Text, nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("resolved_at", BigInteger, nullable=True),
+    Column("run_id", Integer, nullable=False),
+    Column("resolved_run_id", Integer, nullable=True),
+    Column("evidence", Text, nullable=False),
+    Column("pipeline_run_id", String(32), nullable=True),
+    Column("pipeline_error", Text, nullable=True),
+    Column("deliveries", Text, nullable=False),
+    Index("ix_alerts_rule_status", "rule_id", "status"),
+    Index("ix_alerts_monitor_id", "monitor", "id"),
 )
