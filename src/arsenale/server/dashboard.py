@@ -428,3 +428,5 @@ def install(app: FastAPI) -> None:
     dashboard_pipelines.install(app)
     from arsenale.server import dashboard_deployments  # the deployments' pages, likewise
     dashboard_deployments.install(app)
+    from arsenale.server import dashboard_monitoring  # the monitors' pages, likewise
+    dashboard_monitoring.install(app)
