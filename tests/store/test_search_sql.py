@@ -267,7 +267,8 @@ def _comparisons(draw: st.DrawFn) -> Comparison:
         key, numeric = draw(st.sampled_from(["lr", "C", "model", "env", "my tag", "none"])), False
     op = draw(st.sampled_from(["=", "!=", "<", "<=", ">", ">=", "in", "not in", "is null", "is not null"]
                               + ([] if numeric else ["like", "ilike"])))
-    text = st.text(st.characters(exclude_characters="\x00"), max_size=4)
+    # Lone surrogates are refused by parse_filter (see test_search.py); comparisons built here skip the parser.
+    text = st.text(st.characters(exclude_characters="\x00", exclude_categories=("Cs",)), max_size=4)
     scalar = _NUMBERS if numeric else st.one_of(st.sampled_from(_STRING_VALUES), text)
     value: object = None
     if op in ("in", "not in"):

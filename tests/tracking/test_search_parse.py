@@ -144,6 +144,13 @@ def test_non_string_filter_is_refused() -> None:
         parse_filter(42)  # type: ignore[arg-type]
 
 
+def test_lone_surrogates_are_refused_before_any_database_sees_them() -> None:
+    with pytest.raises(InvalidFilter, match="surrogate"):
+        parse_filter("params.model = '\ud800'")
+    with pytest.raises(InvalidFilter, match="surrogate"):
+        parse_order_by(["metrics.\udfff"])
+
+
 @pytest.mark.parametrize(("items", "expected"), [
     (None, []),
     ([], []),
@@ -169,8 +176,9 @@ def test_bad_order_by(items: object) -> None:
 
 # --- properties ---------------------------------------------------------------------------------------------
 
-_keys = st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=12)
-_strings = st.text(st.characters(exclude_characters="\x00"), max_size=12)
+_chars = st.characters(exclude_characters="\x00", exclude_categories=("Cs",))  # lone surrogates are refused
+_keys = st.text(_chars, min_size=1, max_size=12)
+_strings = st.text(_chars, max_size=12)
 _patterns = _strings.filter(lambda s: (len(s) - len(s.rstrip("\\"))) % 2 == 0)
 _numbers = st.floats(allow_nan=False, allow_infinity=False)
 _ORDER_OPS = ["=", "!=", "<", "<=", ">", ">="]

@@ -341,6 +341,10 @@ def _check_length(text: str, field: str) -> None:
     if len(text) > MAX_FILTER_LENGTH:
         raise InvalidFilter(f"{field} is {len(text)} characters long; the limit is {MAX_FILTER_LENGTH}",
                             field=field)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: no database can store or compare it
+        raise InvalidFilter(f"{field} is not valid Unicode text (it holds a lone surrogate)", field=field) from None
 
 
 def parse_filter(text: str | None) -> Expr | None:
