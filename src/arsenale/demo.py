@@ -1,4 +1,4 @@
-"""`make demo`: one model's life on the embedded store, so far: data, pipeline, tracking, registry, serving.
+"""`make demo`: one model's life on the embedded store: data, pipeline, tracking, registry, serving, monitoring.
 
 A raw feed of the breast-cancer data that ships with scikit-learn is validated against a schema;
 broken rows are quarantined and the clean rows become a versioned dataset. A retraining pipeline of
@@ -8,7 +8,9 @@ the fitted model (skops, with its contract) and a ROC plot stored as artifacts. 
 are registered with their contract and lineage; the better one becomes `@champion` (Production),
 the other `@challenger`; the champion is loaded back by URI and scored. The champion is then served
 behind a deployment, the challenger rolled out as a canary that the controller judges from live traffic,
-and the deployment rolled back, timed. It ends by printing what happened and where to look.
+and the deployment rolled back, timed. A monitor then watches the deployment's logged traffic window by
+window; when the input feed drifts for two windows, an alert fires and runs the retraining pipeline with
+the evidence. It ends by printing what happened and where to look.
 """
 
 from __future__ import annotations
@@ -186,6 +188,10 @@ def run_demo(port: int = 5000) -> dict[str, Any]:
     print(f"  pipeline runs:              http://127.0.0.1:{port}/pipelines")
     print(f"  deployment in the dashboard: http://127.0.0.1:{port}/deployments/{served['deployment']}")
     print(f"  .venv/bin/arsenale deploy status {served['deployment']}")
+    print(f"  monitor in the dashboard:   http://127.0.0.1:{port}/monitors/{served['monitor']}")
+    print(f"  .venv/bin/arsenale monitor history {served['monitor']}")
+    print(f"  .venv/bin/arsenale monitor report {served['monitor']} --out drift.html")
+    print(f"  .venv/bin/arsenale alerts list --monitor {served['monitor']}")
     print(f"  .venv/bin/arsenale serve --deployment {served['deployment']} --port 8080   (serve it yourself)")
     print(f"  .venv/bin/arsenale models lineage {MODEL} {champion.version}")
     print(f"  .venv/bin/arsenale models history {MODEL}")

@@ -15,6 +15,11 @@ from collections import Counter
 from typing import Any
 
 DEPLOYMENT = "breast-cancer-api"
+MONITOR = "breast-cancer-drift"
+WINDOW_S = 3  # short windows, so that the demo sees two of them drift in a few seconds
+RULE = "drift_share > 0.3 for 2 windows"
+RETRAIN = "arsenale.demo_pipeline:retrain_on_drift"
+RECALIBRATED = 20  # the "mean …" and "… error" measurements read 30% high after a device recalibration
 
 
 def _free_port() -> int:
@@ -61,6 +66,7 @@ class _Traffic:
         self.url, self.model, self.X, self.y = url, model, X, y
         self.versions: Counter[str] = Counter()
         self.failures: list[str] = []
+        self.scale = 1.0  # applied to the first RECALIBRATED features: a drifting input feed
         self.stop = threading.Event()
         self.threads = [threading.Thread(target=self._call, args=(w,), daemon=True) for w in range(4)]
 
@@ -72,8 +78,11 @@ class _Traffic:
             i = worker
             while not self.stop.is_set():
                 i = (i + 4) % n
+                row = self.X[i].tolist()
+                if self.scale != 1.0:
+                    row[:RECALIBRATED] = [v * self.scale for v in row[:RECALIBRATED]]
                 body = {"inputs": [{"name": "input", "shape": [1, self.X.shape[1]], "datatype": "FP64",
-                                    "data": self.X[i].tolist()}]}
+                                    "data": row}]}
                 try:
                     r = http.post(f"/v2/models/{self.model}/infer", json=body)
                     if r.status_code != 200:
@@ -142,6 +151,10 @@ def serve_and_roll_out(client: Any, model: str, X_test: Any, y_test: Any, port: 
         traffic.first_answer_from(restored)
         rollback_s = time.perf_counter() - t0
         time.sleep(0.3)
+        drift = _monitor_and_alert(client, app, traffic)
+    from arsenale.serving.inference_log import read_log
+
+    logged = len(read_log(client.monitors.root, DEPLOYMENT, role="route"))  # all written: the server has stopped
     decisions = list(reversed(deployments.decisions(DEPLOYMENT, 50)))
     status = deployments.status(DEPLOYMENT, since=0)
     print(f"Serving {DEPLOYMENT!r} at {server.url} (Open Inference Protocol V2): champion {champion}")
@@ -153,38 +166,69 @@ def serve_and_roll_out(client: Any, model: str, X_test: Any, y_test: Any, port: 
         print(f"    {v.model}/{v.version}: {v.requests} requests, {v.errors} errors, p99 {v.p99_ms:g} ms")
     print(f"  rollback to {restored}: first answer from it {1000 * rollback_s:.0f} ms after the call; "
           f"{sum(traffic.versions.values())} requests served, {len(traffic.failures)} failed")
-    drift = _watch_drift(client, model, champion)
+    _print_monitoring(drift)
     return {"deployment": DEPLOYMENT, "canary_state": state, "rollback_ms": 1000 * rollback_s,
             "served": sum(traffic.versions.values()), "failed": len(traffic.failures),
-            "decisions": [d.action for d in decisions], **drift}
+            "decisions": [d.action for d in decisions], "logged_rows": logged,
+            "skewed": drift["skewed"], "calm_drifted": drift["runs"][0].values["drifted_columns"],
+            "shifted_drifted": drift["runs"][-1].values["drifted_columns"],
+            "shifted_dataset_drift": bool(drift["runs"][-1].values["dataset_drift"]),
+            "window_drift": [r.values["drift_share"] for r in drift["runs"]], "monitor": MONITOR,
+            "alerts": [(a.status, a.pipeline_run_id, a.pipeline_error) for a in drift["alerts"]]}
 
 
-def _watch_drift(client: Any, model: str, champion: str) -> dict[str, Any]:
-    """Drift of the logged live traffic against the champion's training profile (kept in its contract, so
-    the training data is not read again), then of a window whose measurements came from a recalibrated device."""
-    from arsenale import monitoring
-    from arsenale.config import get_settings
-    from arsenale.registry.contract import Contract
-    from arsenale.serving.inference_log import read_log
+def _monitor_and_alert(client: Any, app: Any, traffic: _Traffic) -> dict[str, Any]:
+    """A monitor on the deployment and an alert rule that retrains: one calm window, then the feed drifts.
 
-    version = int(champion.rsplit("/", 1)[1])
-    contract = Contract.model_validate(client.registry.get_version(model, version).contract)
-    features = [c.name for c in contract.inputs.columns] if contract.inputs else []
-    live = read_log(get_settings().resolved_inference_log(), DEPLOYMENT, role="route")[features]
-    calm = monitoring.drift(contract.profile, live)
-    shifted = live.copy()
-    for name in features[:20]:  # the "mean …" and "… error" measurements read 30% high after the recalibration
-        shifted[name] = shifted[name] * 1.3
-    alarm = monitoring.drift(contract.profile, shifted)
-    quality = monitoring.check_quality(contract, shifted)
-    skewed = sorted({i.column for i in quality.issues if i.kind == "skew"})
-    drifted = [c.name for c in alarm.columns.values() if c.drifted]
-    print(f"  drift of {len(live)} logged rows vs the champion's training profile: "
-          f"{calm.number_of_drifted_columns}/{calm.number_of_columns} features drifted "
-          f"(dataset drift: {calm.dataset_drift}, flagged at {calm.drift_share_threshold:.0%} of features)")
-    print(f"  a window with 20 features recalibrated 30% high: {alarm.number_of_drifted_columns}/"
-          f"{alarm.number_of_columns} drifted ({', '.join(drifted[:4])}…), dataset drift: {alarm.dataset_drift}")
-    print(f"  data quality of that window: {len(quality.issues)} issue(s), training/serving skew on "
-          f"{len(skewed)} feature(s) — the signature of a pipeline bug, beside the drift")
-    return {"logged_rows": len(live), "calm_drifted": calm.number_of_drifted_columns, "skewed": len(skewed),
-            "shifted_drifted": alarm.number_of_drifted_columns, "shifted_dataset_drift": alarm.dataset_drift}
+    The monitor compares each window of logged traffic with the answering version's training profile (kept in
+    its contract: the training data is not read again); the rule fires on the second drifted window in a row,
+    which runs the retraining pipeline with the alert's evidence.
+    """
+    from arsenale.tracking.models import now_ms
+
+    monitors = client.monitors
+    if MONITOR in {m.name for m in monitors.list()}:
+        monitors.delete(MONITOR)  # its rules and alerts go with it
+    monitors.create(MONITOR, DEPLOYMENT, window=f"{WINDOW_S}s", schedule="*/10 * * * *")
+    rule = monitors.alerts.add_rule(MONITOR, RULE, notify=["log"], trigger_pipeline=RETRAIN, severity="critical")
+
+    def window() -> Any:
+        time.sleep(WINDOW_S)
+        app.flush()  # the inference log is otherwise written every few seconds
+        return monitors.run(MONITOR, now=now_ms())
+
+    runs = [window()]
+    traffic.scale = 1.3
+    time.sleep(0.2)  # requests already in flight finish unscaled
+    runs += [window(), window()]
+    traffic.scale = 1.0
+    alerts = monitors.alerts.list_alerts(MONITOR)
+    from arsenale.pipelines.service import PipelineService
+
+    pipelines = PipelineService.from_client(client)
+    retrained = {a.pipeline_run_id: pipelines.get_run(a.pipeline_run_id).status.value
+                 for a in alerts if a.pipeline_run_id}
+    skewed = sorted({i["column"] for i in (runs[-1].report or {}).get("quality", {}).get("issues", [])
+                     if i.get("kind") == "skew"})
+    return {"monitor": MONITOR, "rule": rule.name, "runs": runs, "alerts": alerts, "skewed": len(skewed),
+            "retrained": retrained}
+
+
+def _print_monitoring(m: dict[str, Any]) -> None:
+    runs, alerts = m["runs"], m["alerts"]
+    print(f"  monitor {m['monitor']!r} ({WINDOW_S} s windows against the champion's training profile), "
+          f"rule {m['rule']!r}:")
+    for label, run in zip(("calm feed", "recalibrated feed", "recalibrated feed"), runs):
+        v = run.values
+        fired = [a for a in run.alerts if a.status == "firing"] if run.alerts else []
+        print(f"    window of {int(v['rows']):>4} rows, {label:<18} drift share {v['drift_share']:.2f} "
+              f"({int(v['drifted_columns'])} features), accuracy "
+              f"{'—' if v.get('accuracy') is None else format(v['accuracy'], '.3f')}"
+              + ("   -> ALERT fired" if fired else ""))
+    for a in alerts:
+        print(f"  alert #{a.id} {a.status}: {a.threshold}; evidence: {len(a.evidence.get('drifted_columns', []))} "
+              f"drifted features; retraining pipeline run {a.pipeline_run_id or '—'} "
+              f"({m['retrained'].get(a.pipeline_run_id, 'not run')})"
+              + (f" failed: {a.pipeline_error}" if a.pipeline_error else ""))
+    print(f"  the drifted windows also show training/serving skew on {m['skewed']} feature(s), the signature "
+          "of a feature computed differently at serving time")

@@ -6,6 +6,7 @@ import pytest
 
 import arsenale as ars
 from arsenale.demo import EXPERIMENT, run_demo
+from arsenale.pipelines.service import PipelineService
 
 
 @pytest.mark.slow
@@ -46,3 +47,12 @@ def test_demo_tracks_a_real_sweep(capsys: pytest.CaptureFixture[str]) -> None:
     assert serving["shifted_drifted"] >= 20 and serving["shifted_dataset_drift"]
     assert serving["calm_drifted"] < serving["shifted_drifted"]
     assert serving["skewed"] >= 10  # the recalibrated features show as training/serving skew too
+    # the monitor's calm window, then two drifted ones: the rule fired once and ran the retraining pipeline
+    calm, first, second = serving["window_drift"]
+    assert calm < 0.3 < first and second > 0.3
+    [(status, pipeline_run, error)] = serving["alerts"]
+    assert status == "firing" and pipeline_run and error is None
+    retrained = PipelineService.from_client(client).get_run(pipeline_run)
+    assert retrained.status.value == "succeeded" and retrained.trigger.startswith("alert:")
+    assert {"alert.rule.create", "alert.fire"} <= {e.action for e in client.audit.entries(entity_type="alert")} | {
+        e.action for e in client.audit.entries(entity_type="alert_rule")}
