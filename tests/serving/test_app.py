@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 from arsenale.config import get_settings
 from arsenale.errors import WorkerCrashed
 from arsenale.platform import Client
-from arsenale.serving.app import ServingApp, create_serving_app
+from arsenale.serving.app import SHADOW_LINGER_MS, ServingApp, create_serving_app
 from arsenale.serving.inference_log import read_log
 from arsenale.serving.runtime import InProcessExecutor
 from tests.conftest import LiveServer
@@ -293,11 +293,17 @@ def test_shadow_requests_become_a_few_model_calls(store: Client, cancer: Fitted,
     n = 60
     with TestClient(app) as tc:
         calls = _count_calls(app)
+        start = time.perf_counter()
         for i in range(n):
             assert tc.post("/predict", json=row(cancer), headers={"X-Request-Id": f"b{i}"}).status_code == 200
+        elapsed = time.perf_counter() - start
         _until(lambda: sum(s.requests for s in _shadow_stats(app, store)) == n, what="every shadow scored")
     assert calls["cancer/1"] == n  # one at a time: each answer is its own call
-    assert calls["cancer/2"] < n / 4, calls  # the shadow's rows are gathered, a call per linger
+    # The shadow's rows are gathered: at most one call per linger (plus the last, partial one), however slow
+    # the machine makes each request.
+    assert calls["cancer/2"] <= elapsed / (SHADOW_LINGER_MS / 1000) + 2, (calls, elapsed)
+    if elapsed < n * SHADOW_LINGER_MS / 1000 / 4:  # requests faster than a quarter linger: batches are visible
+        assert calls["cancer/2"] < n / 2, calls
 
 
 def test_a_failing_shadow_never_touches_the_answers(store: Client, cancer: Fitted, cancer_v2: Fitted) -> None:
