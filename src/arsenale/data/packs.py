@@ -39,6 +39,8 @@ from typing import BinaryIO, NamedTuple
 
 import blake3
 
+from arsenale.data.localdb import open_local_db
+
 MAGIC = b"ARSPACK1"
 ENTRY = struct.Struct("<32sQ")  # raw digest, size
 PACK_MAX_BLOB = 256 << 10
@@ -220,14 +222,7 @@ class PackStore:
         if self._conn is None:
             if not create and not self.index_path.is_file():
                 return None
-            self.folder.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.index_path, timeout=60, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA busy_timeout = 60000")
-            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.executescript(_SCHEMA)
-            self._conn = conn
+            self._conn = open_local_db(self.index_path, _SCHEMA, check_same_thread=False)
         return self._conn
 
     def close(self) -> None:

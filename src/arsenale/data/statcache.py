@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from arsenale.data.localdb import open_local_db
+
 if TYPE_CHECKING:
     from arsenale.data.hashing import Chunk
 
@@ -62,14 +64,7 @@ class StatCache:
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-            conn.execute("PRAGMA busy_timeout = 60000")
-            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.executescript(_SCHEMA)
-            self._conn = conn
+            self._conn = open_local_db(self.path, _SCHEMA)
         return self._conn
 
     def close(self) -> None:
