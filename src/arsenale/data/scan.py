@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Callable
 
 import blake3
 
@@ -22,19 +23,21 @@ def walk_files(target: str) -> list[tuple[str, str, os.stat_result]]:
     if not os.path.isdir(target):
         return [(os.path.basename(target), target, os.stat(target))]
     out: list[tuple[str, str, os.stat_result]] = []
-
-    def walk(folder: str, prefix: str) -> None:
-        with os.scandir(folder) as it:
-            for e in it:
-                if e.name in SKIP_NAMES or e.name.endswith(TMP_SUFFIXES):
-                    continue
-                if e.is_dir(follow_symlinks=False):
-                    walk(e.path, f"{prefix}{e.name}/")
-                elif e.is_file():  # follows a symlink to a file; skips sockets, fifos, broken links
-                    out.append((prefix + e.name, e.path, e.stat()))
-
-    walk(target, "")
+    _visit(target, "", lambda rel, e: out.append((rel, e.path, e.stat())))
     return out
+
+
+def _visit(folder: str, prefix: str, emit: Callable[[str, os.DirEntry[str]], object]) -> None:
+    """`emit(relative path, entry)` for every regular file below `folder` (symbolic links to files followed;
+    sockets, fifos, broken links, skipped names and temporary files left out)."""
+    with os.scandir(folder) as it:
+        for e in it:
+            if e.name in SKIP_NAMES or e.name.endswith(TMP_SUFFIXES):
+                continue
+            if e.is_dir(follow_symlinks=False):
+                _visit(e.path, f"{prefix}{e.name}/", emit)
+            elif e.is_file():
+                emit(prefix + e.name, e)
 
 
 def find_manifests(root: str) -> list[str]:
@@ -68,19 +71,7 @@ def signature_of(target: str) -> str:
     if not os.path.isdir(target):
         return _signature([_stat_line(os.path.basename(target), os.stat(target))])
     lines: list[str] = []
-
-    def walk(folder: str, prefix: str) -> None:
-        with os.scandir(folder) as it:
-            for e in it:
-                if e.name in SKIP_NAMES or e.name.endswith(TMP_SUFFIXES):
-                    continue
-                if e.is_dir(follow_symlinks=False):
-                    walk(e.path, f"{prefix}{e.name}/")
-                elif e.is_file():
-                    st = e.stat()
-                    lines.append(f"{prefix}{e.name}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\n")
-
-    walk(target, "")
+    _visit(target, "", lambda rel, e: lines.append(_stat_line(rel, e.stat())))
     return _signature(lines)
 
 
