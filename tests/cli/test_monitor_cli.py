@@ -60,4 +60,7 @@ def test_errors_exit_with_their_code_and_change_nothing(deployed: Path) -> None:
     cli("monitor", "create", "y", "--deployment", "bc-api", "--schedule", "sometimes", code=2)
     cli("monitor", "run", "nope", code=3)
     cli("monitor", "report", "bc-api", code=3)  # has not run yet
+    assert "no monitor named 'nope'" in cli("monitor", "history", "nope", code=3).stderr  # not an empty table
+    assert "no monitor named 'nope'" in cli("monitor", "report", "nope", code=3).stderr
+    assert strict_json(cli("monitor", "history", "bc-api", "--json").stdout) == []  # exists, not run yet
     assert dump(deployed) == before

@@ -58,6 +58,11 @@ def test_a_window_of_live_traffic_is_evaluated_and_stored(store: Client, cancer:
     history = monitors.runs("bc-api")
     assert [r.id for r in history] == [empty.id, alarm.id, calm.id] and history[0].report is None
     assert monitors.runs("bc-api", with_report=True)[0].report is not None
+
+    # One run by id reads that row alone: the same run as the history's, with or without its report.
+    old = monitors.get_run("bc-api", calm.id)
+    assert old.report is not None and old == monitors.runs("bc-api", with_report=True)[2]
+    assert monitors.get_run("bc-api", calm.id, with_report=False) == history[2]
     assert [e.action for e in store.audit.entries(entity_type="monitor")] == ["monitor.create"]
 
 
@@ -81,6 +86,23 @@ def test_refused_calls_change_nothing(store: Client, cancer: Fitted) -> None:  #
             monitors.create(bad, "bc-api")
     with pytest.raises(NotFound):
         monitors.run("missing")
+    assert monitors.runs("bc-api") == []  # a monitor that has not run: an empty history
+    with pytest.raises(NotFound) as err:  # a monitor that does not exist: not an empty history
+        monitors.runs("missing")
+    assert err.value.field == "name"
+    for name, run_id, error, field in [("missing", 1, NotFound, "name"), ("bc-api", 1, NotFound, "run_id"),
+                                       ("../x", 1, InvalidInput, "name"),
+                                       ("bc-api", 0, InvalidInput, "run_id"),
+                                       ("bc-api", True, InvalidInput, "run_id"),
+                                       ("bc-api", "1", InvalidInput, "run_id"),
+                                       ("bc-api", 2**31, InvalidInput, "run_id")]:
+        with pytest.raises(error) as caught:
+            monitors.get_run(name, run_id)  # type: ignore[arg-type]
+        assert caught.value.field == field, (name, run_id)
+    for bad in ("yes", 1, None):
+        with pytest.raises(InvalidInput) as err:
+            monitors.runs("bc-api", with_report=bad)  # type: ignore[arg-type]
+        assert err.value.field == "with_report"
     assert (monitors.list(), len(store.audit.entries(limit=None))) == before
     monitors.delete("bc-api")
     assert monitors.list() == []

@@ -130,7 +130,24 @@ def test_remote_monitors_answer_what_the_local_service_does(deployed: Client, se
     assert remote.runs("bc-api")[0].report is None
     assert remote.runs("bc-api", 1, with_report=True) == mine.runs("bc-api", 1, with_report=True)
     assert remote.runs("bc-api", 1, with_report=True)[0].values == alarm.values
-    assert remote.runs("no-runs-yet") == mine.runs("no-runs-yet") == []
+    for side in (remote, mine):  # an unknown monitor is not an empty history
+        with pytest.raises(NotFound) as err:
+            side.runs("no-such-monitor")
+        assert err.value.field == "name"
+
+    # One run by id: what the local service reads, the report included unless asked not to.
+    old = remote.get_run("bc-api", calm.id)
+    assert old == mine.get_run("bc-api", calm.id) and old.report is not None
+    assert old.model_dump(exclude={"report", "alerts"}) == calm.model_dump(exclude={"report", "alerts"})
+    bare = remote.get_run("bc-api", calm.id, with_report=False)
+    assert bare == mine.get_run("bc-api", calm.id, with_report=False) == remote.runs("bc-api")[1]
+    assert bare.report is None
+    for name, run_id, field in [("bc-calm", calm.id, "run_id"), ("bc-api", steady.id, "run_id"),
+                                ("bc-api", 999, "run_id"), ("no-such-monitor", calm.id, "name")]:
+        for side in (remote, mine):
+            with pytest.raises(NotFound) as err:
+                side.get_run(name, run_id)
+            assert err.value.field == field, (name, run_id)
 
     html = remote.report_html("bc-api")
     assert html == report_html("bc-api", mine.runs("bc-api", 1, with_report=True)[0])
@@ -160,7 +177,10 @@ def test_remote_monitors_answer_what_the_local_service_does(deployed: Client, se
 
     remote.delete("bc-api")
     assert remote.list() == mine.list() and [m.name for m in mine.list()] == ["bc-calm"]
-    assert mine.runs("bc-api") == []
+    with pytest.raises(NotFound):
+        mine.runs("bc-api")
+    with pytest.raises(NotFound):
+        remote.get_run("bc-api", alarm.id)
     with pytest.raises(NotFound):
         remote.get("bc-api")
     with pytest.raises(NotFound):
@@ -189,6 +209,15 @@ def test_client_side_checks_match_the_local_service(server: LiveServer) -> None:
         assert err.value.field == field
     with pytest.raises(InvalidInput):
         remote.runs("m", limit=0)
+    for run_id in (0, -1, True, "1", "1/../2", 2**31, 1.5):
+        with pytest.raises(InvalidInput) as err:
+            remote.get_run("m", run_id)  # type: ignore[arg-type]
+        assert err.value.field == "run_id", run_id
+    with pytest.raises(InvalidInput) as err:
+        remote.get_run("m", 1, with_report="no")  # type: ignore[arg-type]
+    assert err.value.field == "with_report"
+    with pytest.raises(NotFound):
+        remote.get_run("m", 1)
     assert remote.list() == []
 
 
@@ -239,10 +268,23 @@ BAD_REQUESTS: list[tuple[str, str, dict[str, Any], int, str, str | None]] = [
     ("GET", f"{M}/bc-api/runs", {"params": {"limit": "many"}}, 400, BAD, "limit"),
     ("GET", f"{M}/bc-api/runs", {"params": {"limit": 10_001}}, 400, BAD, "limit"),
     ("GET", f"{M}/bc-api/runs", {"params": {"with_report": "perhaps"}}, 400, BAD, "with_report"),
+    ("GET", f"{M}/missing/runs", {}, 404, MISSING, "name"),
+    ("GET", f"{M}/%2E%2E/runs", {}, 400, BAD, "name"),
+    ("GET", f"{M}/bc-api/runs/999", {}, 404, MISSING, "run_id"),
+    ("GET", f"{M}/bc-api/runs/0", {}, 400, BAD, "run_id"),
+    ("GET", f"{M}/bc-api/runs/-1", {}, 400, BAD, "run_id"),
+    ("GET", f"{M}/bc-api/runs/newest", {}, 400, BAD, "run_id"),
+    ("GET", f"{M}/bc-api/runs/1.5", {}, 400, BAD, "run_id"),
+    ("GET", f"{M}/bc-api/runs/{2**31}", {}, 400, BAD, "run_id"),
+    ("GET", f"{M}/bc-api/runs/{10**30}", {}, 400, BAD, "run_id"),
+    ("GET", f"{M}/bc-api/runs/1", {"params": {"with_report": "perhaps"}}, 400, BAD, "with_report"),
+    ("GET", f"{M}/missing/runs/1", {}, 404, MISSING, "name"),
+    ("DELETE", f"{M}/bc-api/runs/1", {}, 405, "HTTP_405", None),
     ("GET", f"{M}/bc-api/report", {}, 404, MISSING, "name"),  # not run yet
     ("GET", f"{M}/bc-api/report", {"params": {"run_id": 999}}, 404, MISSING, "run_id"),
     ("GET", f"{M}/bc-api/report", {"params": {"run_id": 0}}, 400, BAD, "run_id"),
     ("GET", f"{M}/bc-api/report", {"params": {"run_id": "newest"}}, 400, BAD, "run_id"),
+    ("GET", f"{M}/bc-api/report", {"params": {"run_id": 10**30}}, 400, BAD, "run_id"),
     ("GET", f"{M}/missing/report", {}, 404, MISSING, "name"),
 ]
 
@@ -262,7 +304,7 @@ def test_bad_requests_get_a_4xx_and_change_nothing(deployed: Client, api: TestCl
 def test_openapi_lists_the_monitor_routes(api: TestClient) -> None:
     paths = api.get("/openapi.json").json()["paths"]
     for path in ("/monitors", "/monitors/{name}", "/monitors/{name}/run", "/monitors/{name}/runs",
-                 "/monitors/{name}/report"):
+                 "/monitors/{name}/runs/{run_id}", "/monitors/{name}/report"):
         assert f"{API}{path}" in paths, path
 
 

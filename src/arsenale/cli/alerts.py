@@ -5,6 +5,8 @@
     arsenale alerts rule list --monitor fraud-api
     arsenale alerts rule delete 3
     arsenale alerts list --status firing
+
+The same commands work against a server (`--uri http://…`): rules are stored and evaluated there.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from typing import Annotated, Any
 import typer
 
 from arsenale.cli import render
-from arsenale.errors import InvalidInput
 from arsenale.platform import Client
 
 app = typer.Typer(help="Alerts: rules over monitored values (drift, quality, accuracy), notifications, "
@@ -27,12 +28,9 @@ MonitorOpt = Annotated[str | None, typer.Option("--monitor", help="Only this mon
 
 
 def _alerts() -> Any:
-    """The local store's `AlertService`; a clear error where there is none (a server URI)."""
-    service = getattr(Client().monitors, "alerts", None)
-    if service is None:
-        raise InvalidInput("alert rules are managed next to the store: use a sqlite:/// or postgresql:// URI",
-                           field="uri")
-    return service
+    """The store's alert rules: an `AlertService` next to a local store, an `AlertClient` for a server URI
+    (the same methods)."""
+    return Client().monitors.alerts
 
 
 @rule_app.command("add")
@@ -51,12 +49,15 @@ def add(
 ) -> None:
     """Add a rule to a monitor: it fires after N consecutive breaching windows and resolves at the first that
     does not breach."""
-    if trigger_pipeline is not None:
+    client = Client()
+    if trigger_pipeline is not None and not client.uri.startswith(("http://", "https://")):
         from arsenale.pipelines.schedules import load_pipeline
 
-        load_pipeline(trigger_pipeline)  # fail now, not when the alert fires
-    rule = _alerts().add_rule(monitor, when, name=name, notify=notify or [],
-                              trigger_pipeline=trigger_pipeline, severity=severity)
+        # Fail now, not when the alert fires. Only next to a local store: against a server the pipeline is
+        # imported by the server, whose modules are not this process's, so the server's check is the one.
+        load_pipeline(trigger_pipeline)
+    rule = client.monitors.alerts.add_rule(monitor, when, name=name, notify=notify or [],
+                                           trigger_pipeline=trigger_pipeline, severity=severity)
     if as_json:
         render.print_json(rule)
         return

@@ -131,11 +131,31 @@ class MonitorService:
             audit_append(conn, AuditRecord(self.actor, "monitor.delete", "monitor", name, {}), now)
 
     def runs(self, name: str, limit: int = 100, with_report: bool = False) -> list[MonitorRun]:
+        """Past evaluations, newest first. An unknown monitor is NotFound, not an empty history, so a typo
+        in the name is told apart from a monitor that has not run yet."""
         check_monitor_name(name)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
             raise InvalidInput(f"limit must be an integer in 1..10000, got {limit!r}", field="limit")
-        with read(self.engine) as conn:
+        _check_flag(with_report, "with_report")
+        with read(self.engine) as conn:  # one snapshot: the monitor and the runs read together
+            if sql.get_monitor(conn, name) is None:
+                raise NotFound(f"no monitor named {name!r}", field="name")
             return [_run(r) for r in sql.list_runs(conn, name, limit, with_report)]
+
+    def get_run(self, name: str, run_id: int, with_report: bool = True) -> MonitorRun:
+        """One past evaluation by id. `runs` pages from the newest, so reaching an old run through it would
+        load every newer report on the way; this reads the one row. A run of another monitor is NotFound."""
+        check_monitor_name(name)
+        if isinstance(run_id, bool) or not isinstance(run_id, int) or not 1 <= run_id < 2**31:
+            raise InvalidInput(f"run_id must be a positive integer, got {run_id!r:.60}", field="run_id")
+        _check_flag(with_report, "with_report")
+        with read(self.engine) as conn:
+            if sql.get_monitor(conn, name) is None:
+                raise NotFound(f"no monitor named {name!r}", field="name")
+            row = sql.get_run(conn, name, run_id, with_report)
+        if row is None:
+            raise NotFound(f"monitor {name!r} has no run {run_id}", field="run_id")
+        return _run(row)
 
     def run(self, name: str, *, now: int | None = None) -> MonitorRun:
         """Evaluate the window ending now (or at `now`, ms) and store what was found."""
@@ -188,6 +208,12 @@ class MonitorService:
             log.error("monitor %r: alert rules were not evaluated on run %s: %s", name, run_id,
                       result.alert_error)
         return result
+
+
+def _check_flag(value: Any, field: str) -> None:
+    # A truthy string ("false") would otherwise silently mean True.
+    if not isinstance(value, bool):
+        raise InvalidInput(f"{field} must be true or false, got {value!r:.40}", field=field)
 
 
 def _accuracy(log: Any) -> dict[str, float | None]:

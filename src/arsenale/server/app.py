@@ -36,6 +36,7 @@ from arsenale.config import get_settings
 from arsenale.errors import ArsenaleError, InvalidInput
 from arsenale.platform import Client
 from arsenale.server.monitor_metrics import MonitorCollector
+from arsenale.server.routers import alerts as alert_routes
 from arsenale.server.routers import audit as audit_routes
 from arsenale.server.routers import data as data_routes
 from arsenale.server.routers import deployments as deployment_routes
@@ -314,6 +315,7 @@ def create_app(client: Client | None = None, *, max_json_bytes: int | None = Non
     app.include_router(data_routes.router)
     app.include_router(deployment_routes.router)
     app.include_router(monitoring_routes.router)
+    app.include_router(alert_routes.router)
 
     @app.get("/health", tags=["operations"])
     async def health(request: Request) -> Response:

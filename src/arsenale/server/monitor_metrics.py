@@ -20,16 +20,15 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
+from arsenale.store import monitors as sql
 from arsenale.store.db import read
-from arsenale.store.tables import monitor_runs, monitors
 
-__all__ = ["MonitorCollector", "newest_runs"]
+__all__ = ["MonitorCollector"]
 
 log = logging.getLogger("arsenale.server")
 
@@ -55,21 +54,6 @@ _GAUGES = (
 _FEATURE_PREFIX, _FEATURE_SUFFIX = "drift.", ".statistic"
 
 
-def newest_runs(engine: Engine) -> list[Any]:
-    """(name, deployment, values, timestamp) of the newest run of every monitor that has run, in one query.
-
-    "Newest" is what `MonitorService.runs(name, 1)` answers (latest window end, then latest id), so the
-    gauges describe the run the report shows."""
-    newest_id = (select(monitor_runs.c.id).where(monitor_runs.c.monitor == monitors.c.name)
-                 .order_by(monitor_runs.c.window_end.desc(), monitor_runs.c.id.desc()).limit(1)
-                 .correlate(monitors).scalar_subquery())
-    query = (select(monitors.c.name, monitors.c.deployment, monitor_runs.c["values"],
-                    monitor_runs.c.timestamp)
-             .join(monitor_runs, monitor_runs.c.id == newest_id).order_by(monitors.c.name))
-    with read(engine) as conn:
-        return list(conn.execute(query).all())
-
-
 class MonitorCollector(Collector):
     """Reads the newest run of every monitor from the store at each scrape (see the module docstring)."""
 
@@ -86,7 +70,8 @@ class MonitorCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         gauges, feature, stamp = self._families()
         try:
-            rows = newest_runs(self._engine())
+            with read(self._engine()) as conn:
+                rows = sql.newest_runs(conn)
         except Exception as exc:  # a scrape must still answer; the log and the `up` gauge say why
             log.warning("monitor metrics: cannot read the newest runs: %s", exc)
             yield self._up(0.0)

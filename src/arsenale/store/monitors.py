@@ -35,16 +35,36 @@ def insert_run(conn: Connection, **row: Any) -> int:
     return int(conn.execute(insert(monitor_runs).values(**row).returning(monitor_runs.c.id)).scalar_one())
 
 
-def get_run(conn: Connection, monitor: str, run_id: int) -> Any | None:
-    return conn.execute(select(monitor_runs).where(monitor_runs.c.monitor == monitor,
-                                                   monitor_runs.c.id == run_id)).first()
+def _run_columns(with_report: bool) -> list[Any]:
+    """A run's columns; the report (the full drift and quality reports, most of a row) only when asked."""
+    return [c for c in monitor_runs.c if with_report or c.name != "report"]
+
+
+def get_run(conn: Connection, monitor: str, run_id: int, with_report: bool = True) -> Any | None:
+    """Run `run_id` of `monitor` (None when that monitor has no such run, including another monitor's run)."""
+    return conn.execute(select(*_run_columns(with_report)).where(monitor_runs.c.monitor == monitor,
+                                                                 monitor_runs.c.id == run_id)).first()
 
 
 def list_runs(conn: Connection, monitor: str, limit: int, with_report: bool = False) -> Sequence[Any]:
-    """Newest first; the (large) report column only when asked for."""
-    columns = [c for c in monitor_runs.c if with_report or c.name != "report"]
-    return conn.execute(select(*columns).where(monitor_runs.c.monitor == monitor)
-                        .order_by(monitor_runs.c.window_end.desc(), monitor_runs.c.id.desc()).limit(limit)).all()
+    """Newest first (latest window end, then latest id); the (large) report column only when asked for."""
+    return conn.execute(select(*_run_columns(with_report)).where(monitor_runs.c.monitor == monitor)
+                        .order_by(monitor_runs.c.window_end.desc(), monitor_runs.c.id.desc())
+                        .limit(limit)).all()
+
+
+def newest_runs(conn: Connection) -> Sequence[Any]:
+    """(name, deployment, values, timestamp) of the newest run of every monitor that has run, by name.
+
+    One query for all monitors (what a /metrics scrape needs), through the index on (monitor, window_end)
+    and without the report column. "Newest" is what `list_runs(conn, name, 1)` answers, so the gauges
+    describe the run the report shows."""
+    newest_id = (select(monitor_runs.c.id).where(monitor_runs.c.monitor == monitors.c.name)
+                 .order_by(monitor_runs.c.window_end.desc(), monitor_runs.c.id.desc()).limit(1)
+                 .correlate(monitors).scalar_subquery())
+    return conn.execute(select(monitors.c.name, monitors.c.deployment, monitor_runs.c["values"],
+                               monitor_runs.c.timestamp)
+                        .join(monitor_runs, monitor_runs.c.id == newest_id).order_by(monitors.c.name)).all()
 
 
 # ---- scheduling ------------------------------------------------------------------------------

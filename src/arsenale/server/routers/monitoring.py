@@ -8,19 +8,15 @@ matches the file's own, so opening it from the API origin fetches nothing either
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import select
 
 from arsenale.errors import NotFound
-from arsenale.monitoring.models import Monitor, MonitorRun, check_monitor_name
+from arsenale.monitoring.models import Monitor, MonitorRun
 from arsenale.monitoring.service import MonitorService
 from arsenale.server.routers import API_PREFIX, no_content, render
-from arsenale.store.db import read
-from arsenale.store.tables import monitor_runs
 
 router = APIRouter(prefix=API_PREFIX, tags=["monitoring"])
 
@@ -93,21 +89,29 @@ def run(name: str, monitors: Monitors, body: RunMonitor | None = None) -> Respon
 @router.get("/monitors/{name}/runs", response_model=list[MonitorRun])
 def runs(name: str, monitors: Monitors, limit: int = Query(100, ge=1, le=10_000),
          with_report: bool = Query(False)) -> Response:
+    """Past evaluations, newest first (404 for a monitor that does not exist)."""
     return render(monitors.runs(name, limit, with_report))
+
+
+@router.get("/monitors/{name}/runs/{run_id}", response_model=MonitorRun)
+def get_run(name: str, run_id: int, monitors: Monitors, with_report: bool = Query(True)) -> Response:
+    """One past evaluation by id, with its full report unless `with_report=false`."""
+    return render(monitors.get_run(name, run_id, with_report))
 
 
 @router.get("/monitors/{name}/report", response_class=Response,
             responses={200: {"content": {"text/html": {}}, "description": "a self-contained HTML page"}})
 def report(name: str, monitors: Monitors, run_id: int | None = Query(None, ge=1)) -> Response:
     """The newest evaluation's report, or run `run_id`'s, as one HTML page that opens offline."""
-    monitors.get(name)  # NotFound names the monitor before any run is looked for
     if run_id is None:
-        newest = monitors.runs(name, 1, with_report=True)
+        newest = monitors.runs(name, 1, with_report=True)  # NotFound names an unknown monitor
         if not newest or newest[0].report is None:
             raise NotFound(f"monitor {name!r} has not run yet", field="name")
         found = newest[0]
     else:
-        found = _run_with_report(monitors, name, run_id)
+        found = monitors.get_run(name, run_id, with_report=True)
+        if found.report is None:
+            raise NotFound(f"run {run_id} of monitor {name!r} has no report", field="run_id")
     return Response(report_html(name, found), media_type="text/html; charset=utf-8",
                     headers={"Content-Security-Policy": REPORT_CSP})
 
@@ -123,17 +127,3 @@ def report_html(name: str, run: MonitorRun) -> str:
     quality = QualityReport.model_validate(run.report["quality"]) if run.report.get("quality") else None
     return render_report(drift, quality=quality, title=f"{name} · {run.model}/{run.version}",
                          generated_at_ms=run.timestamp)
-
-
-def _run_with_report(monitors: MonitorService, name: str, run_id: int) -> MonitorRun:
-    """One past evaluation by id. `MonitorService.runs` only pages from the newest, and paging down to an old
-    run would load every newer report on the way, so this reads the one row (it belongs in the service)."""
-    check_monitor_name(name)
-    with read(monitors.engine) as conn:
-        row = conn.execute(select(monitor_runs).where(monitor_runs.c.monitor == name,
-                                                      monitor_runs.c.id == run_id)).first()
-    if row is None or not row.report:
-        raise NotFound(f"monitor {name!r} has no run {run_id}", field="run_id")
-    return MonitorRun(id=row.id, monitor=row.monitor, window_start=row.window_start,
-                      window_end=row.window_end, rows=row.rows, model=row.model, version=row.version,
-                      values=json.loads(row.values), timestamp=row.timestamp, report=json.loads(row.report))
