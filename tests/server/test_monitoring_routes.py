@@ -390,4 +390,6 @@ def test_a_scrape_of_50_monitors_with_20_features_stays_cheap(store_uri: str) ->
         text = generate_latest(registry).decode()
         timings.append(time.perf_counter() - t0)
     assert text.count("arsenale_monitor_feature_drift{") == 50 * 19
-    assert sorted(timings)[len(timings) // 2] < 0.050, timings
+    # About 10 ms here; the bound only catches a scrape that went back to one query per monitor or read the
+    # reports (timings on a shared CI machine are too noisy for a tighter one).
+    assert sorted(timings)[len(timings) // 2] < 0.5, timings

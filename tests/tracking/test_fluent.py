@@ -117,3 +117,16 @@ def test_project_home_is_found_upward(tmp_path: Path, monkeypatch: pytest.Monkey
     deep.mkdir(parents=True)
     monkeypatch.chdir(deep)
     assert get_settings().resolved_home() == (tmp_path / ".arsenale").resolve()
+
+
+def test_one_client_per_store_and_artifact_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARSENALE_URI", f"sqlite:///{tmp_path / 'one.db'}")
+    monkeypatch.setenv("ARSENALE_ARTIFACTS", str(tmp_path / "a"))
+    first = ars.get_client()
+    assert ars.get_client() is first
+    monkeypatch.setenv("ARSENALE_ARTIFACTS", str(tmp_path / "b"))  # same store, other artifacts: another client
+    second = ars.get_client()
+    assert second is not first
+    digest, _ = second.tracking.blobs.put_bytes(b"written where the settings say")
+    assert (tmp_path / "b").exists() and not (tmp_path / "a").exists()
+    assert second.tracking.blobs.get_bytes(digest) == b"written where the settings say"

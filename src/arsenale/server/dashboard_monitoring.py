@@ -471,7 +471,10 @@ def monitors_page(request: Request) -> Response:
     api = monitors(request)
     rows = []
     for m in api.list():
-        newest = api.runs(m.name, 1)
+        try:
+            newest = api.runs(m.name, 1)
+        except NotFound:  # deleted since the list was read
+            continue
         rows.append(ListRow(m, newest[0] if newest else None, read_alerts(api, m.name, "firing")))
     return render(request, "monitors.html", rows=rows, alerts_available=hasattr(api, "alerts"),
                   fmt_window=fmt_window, pct=pct, num=num)

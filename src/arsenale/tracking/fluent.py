@@ -43,13 +43,14 @@ _clients_lock = threading.Lock()
 
 
 def get_client() -> Client:
-    """The `Client` for the current settings, one per process."""
-    uri = get_settings().resolved_uri()
-    key = (uri, os.getpid())
+    """The `Client` for the current settings (store and artifact store), one per process."""
+    settings = get_settings()
+    uri, artifacts = settings.resolved_uri(), settings.resolved_artifacts()
+    key = (uri, artifacts, os.getpid())
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
-            client = _clients[key] = Client(uri)
+            client = _clients[key] = Client(uri, artifacts=artifacts)
         return client
 
 
