@@ -118,3 +118,49 @@ def test_targets_outside_the_workspace_go_to_the_full_status(tmp_path: Path,
     _clean_tree(tmp_path / "ws", monkeypatch)
     status_reports(None)
     assert quick_status(["../elsewhere"]) is None
+
+
+def _fresh_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d").mkdir()
+    for i in range(40):
+        (tmp_path / "d" / f"f{i}.txt").write_text(str(i) * 10)
+
+
+@pytest.mark.parametrize("extra", [[], ["--json"]])
+def test_fast_add_says_what_the_typer_command_says(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str], extra: list[str]) -> None:
+    _fresh_tree(tmp_path, monkeypatch)
+    assert entry._fast_add(["d"], None, bool(extra)) == 0
+    fast = capsys.readouterr().out
+    (tmp_path / "d" / "new.txt").write_text("new")
+    slow = CliRunner().invoke(app, ["data", "add", "d", *extra])
+    assert slow.exit_code == 0, slow.output
+    assert entry._fast_add(["d"], None, bool(extra)) == 0  # unchanged since the Typer add
+    again = capsys.readouterr().out
+    assert again.replace("(unchanged)", "").split(":")[0] == slow.stdout.split(":")[0]
+    if extra:
+        assert json.loads(fast)[0]["files"] == 40 and json.loads(again)[0]["changed"] is False
+        assert json.loads(slow.stdout)[0]["files"] == 41
+    else:
+        assert fast.startswith("d.ars: 40 file(s)") and again.rstrip().endswith("(unchanged)")
+
+
+def test_plain_add_command_lines() -> None:
+    assert entry._plain_add(["a", "b", "--json"]) == (["a", "b"], None, True)
+    assert entry._plain_add(["a", "--link", "hardlink,copy"]) == (["a"], "hardlink,copy", False)
+    assert entry._plain_add(["--link=copy", "a"]) == (["a"], "copy", False)
+    for other in (["--help"], ["a", "--remote", "x"], [], ["a", "--link"]):
+        assert entry._plain_add(other) is None  # Typer answers these (help, errors, other options)
+
+
+def test_fast_add_errors_and_link_modes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    _fresh_tree(tmp_path, monkeypatch)
+    assert entry._fast_add(["missing"], None, False) == 3
+    assert capsys.readouterr().err.startswith("error: ")
+    assert entry._fast_add(["d"], "teleport", False) == 2  # unknown link mode: the Typer command's error
+    assert not (tmp_path / "d.ars").exists()
+    out = subprocess.run([sys.executable, "-m", "arsenale.cli.entry", "data", "add", "d", "--link", "copy"],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0 and out.stdout.startswith("d.ars: 40 file(s)"), out.stderr

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from arsenale.cli.datawork import status_lines, status_reports
+from arsenale.cli.datawork import add_lines, status_lines, status_reports
 from arsenale.cli.datawork import workspace as _workspace
 from arsenale.units import human_size
 
@@ -73,10 +73,8 @@ def add(
     if as_json:
         _json([r.to_dict() for r in results])
         return
-    for r in results:
-        how = ", ".join(f"{n} by {m}" for m, n in sorted(r.stored_by.items())) or "all already cached"
-        _print(f"{r.manifest}: {r.files} file(s), {_size(r.size)}; {r.hashed} hashed; new blobs: {how}"
-               + ("" if r.changed else " (unchanged)"), "green" if r.changed else "")
+    for text, style in add_lines(results):
+        _print(text, style)
 
 
 @app.command("status")

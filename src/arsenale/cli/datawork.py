@@ -123,3 +123,15 @@ def status_lines(reports: list[dict[str, Any]]) -> list[tuple[str, str]]:
                                     ("modified", r["modified"], "yellow")):
             lines.extend((f"  {label + ':':<10}{p}", style) for p in items)
     return lines
+
+
+def add_lines(results: list[Any]) -> list[tuple[str, str]]:
+    """(text, style) lines describing `data add` results."""
+    from arsenale.units import human_size
+
+    lines = []
+    for r in results:
+        how = ", ".join(f"{n} by {m}" for m, n in sorted(r.stored_by.items())) or "all already cached"
+        lines.append((f"{r.manifest}: {r.files} file(s), {human_size(r.size, missing='—')}; {r.hashed} hashed; "
+                      f"new blobs: {how}" + ("" if r.changed else " (unchanged)"), "green" if r.changed else ""))
+    return lines
