@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import atexit
 import hashlib
-import heapq
 import itertools
 import json
 import logging
@@ -502,7 +501,6 @@ class _Job:
 
 _PROBE = AlertEvent(status="firing", rule="r", monitor="m", severity="warning", labels={}, condition="m > 0",
                     value=1.0, starts_at_ms=0, fingerprint="0")
-_IDLE_EXIT_SECONDS = 30.0
 
 
 class Notifier(QueueWorker):
@@ -600,39 +598,18 @@ class Notifier(QueueWorker):
             self._idle.notify_all()
 
     def _run(self, jobs: queue.SimpleQueue[Any]) -> None:
-        me = threading.current_thread()
-        due: list[tuple[float, int, _Job]] = []
-        order = itertools.count()
-        with httpx.Client(timeout=self.timeout, follow_redirects=False,
-                          headers={"User-Agent": "arsenale-alerts"}) as client:
-            while True:
-                wait = _IDLE_EXIT_SECONDS if not due else max(0.0, due[0][0] - time.monotonic())
-                try:
-                    job = jobs.get(timeout=wait)
-                except queue.Empty:
-                    job = None
-                if job is STOP:
-                    for _, _, left in due:
-                        d = left.delivery
-                        log.warning("alerts: notifier closed with %s delivery %s of rule %r undelivered: %s",
-                                    d.channel, d.id, d.rule, d.last_error)
-                        self._update(left, status="failed", last_error="notifier closed before delivery; "
-                                                                       f"last error: {d.last_error}")
-                    return
-                if job is None and not due:
-                    with self._lock:  # idle: end, unless notify() queued something meanwhile (it holds the lock)
-                        if jobs.empty():
-                            if self._thread is me:
-                                self._thread = None
-                            return
-                    continue
-                if isinstance(job, _Job):
-                    heapq.heappush(due, (time.monotonic(), next(order), job))
-                while due and due[0][0] <= time.monotonic():
-                    _, _, job = heapq.heappop(due)
-                    retry_in = self._attempt(client, job)
-                    if retry_in is not None:
-                        heapq.heappush(due, (time.monotonic() + retry_in, next(order), job))
+        self._serve(jobs, "arsenale-alerts")
+
+    def _expand(self, job: Any) -> tuple[_Job, ...]:
+        return (job,) if isinstance(job, _Job) else ()
+
+    def _abandon(self, items: list[Any]) -> None:
+        for left in items:
+            d = left.delivery
+            log.warning("alerts: notifier closed with %s delivery %s of rule %r undelivered: %s",
+                        d.channel, d.id, d.rule, d.last_error)
+            self._update(left, status="failed", last_error="notifier closed before delivery; "
+                                                           f"last error: {d.last_error}")
 
     def _attempt(self, client: httpx.Client, job: _Job) -> float | None:
         """Deliver once and record the outcome; the delay before the next try, or None when done."""

@@ -37,9 +37,7 @@ from __future__ import annotations
 import atexit
 import builtins
 import hashlib
-import heapq
 import hmac
-import itertools
 import json
 import logging
 import os
@@ -74,7 +72,6 @@ MAX_URL = 2000
 MAX_SECRET = 256
 MAX_DELIVERIES_PAGE = 1000
 _ERROR_CHARS = 2000
-_IDLE_EXIT_SECONDS = 30.0  # an idle worker thread ends; the next event starts a new one
 _ATEXIT_FLUSH_SECONDS = 2.0
 
 
@@ -299,39 +296,17 @@ class WebhookService(QueueWorker):
             # A child must not use connections it inherited from its parent (SQLAlchemy's fork recipe).
             self._forked_engine = False
             self.engine.dispose(close=False)
-        me = threading.current_thread()
-        due: builtins.list[tuple[float, int, _Attempt]] = []  # (monotonic due time, tie-break, attempt)
-        order = itertools.count()
-        with httpx.Client(timeout=self.timeout, follow_redirects=False,
-                          headers={"User-Agent": "arsenale-webhooks"}) as client:
-            while True:
-                wait = _IDLE_EXIT_SECONDS if not due else max(0.0, due[0][0] - time.monotonic())
-                try:
-                    job = jobs.get(timeout=wait)
-                except queue.Empty:
-                    job = None
-                if job is STOP:
-                    if due:
-                        log.warning("webhooks: stopped with %d deliveries still to retry", len(due))
-                        self._finished(len(due))
-                    return
-                if job is None and not due:
-                    with self._lock:  # idle: end, unless an event slipped in (emit enqueues under this lock)
-                        if jobs.empty():
-                            if self._thread is me:
-                                self._thread = None
-                            return
-                    continue
-                if isinstance(job, _Event):
-                    for attempt in self._prepare(job):
-                        heapq.heappush(due, (time.monotonic(), next(order), attempt))
-                while due and due[0][0] <= time.monotonic():
-                    _, _, attempt = heapq.heappop(due)
-                    retry_in = self._attempt(client, attempt)
-                    if retry_in is None:
-                        self._finished(1)
-                    else:
-                        heapq.heappush(due, (time.monotonic() + retry_in, next(order), attempt))
+        self._serve(jobs, "arsenale-webhooks")
+
+    def _expand(self, job: Any) -> builtins.list[_Attempt]:
+        return self._prepare(job) if isinstance(job, _Event) else []
+
+    def _done(self, item: Any) -> None:
+        self._finished(1)
+
+    def _abandon(self, items: builtins.list[Any]) -> None:
+        log.warning("webhooks: stopped with %d deliveries still to retry", len(items))
+        self._finished(len(items))
 
     def _prepare(self, job: _Event) -> builtins.list[_Attempt]:
         """Match the event against active webhooks and record a pending delivery for each."""
