@@ -81,12 +81,30 @@ def get_engine(uri: str) -> Engine:
             from arsenale.store.migrate import upgrade_if_needed
 
             try:
-                upgrade_if_needed(engine)
+                with _first_open_lock(url):
+                    upgrade_if_needed(engine)
             except OperationalError as exc:
                 engine.dispose()
                 raise BackendUnavailable(f"cannot reach the metadata store at {_redact(url)}: {exc.orig}") from exc
             _ENGINES[key] = engine
         return engine
+
+
+@contextmanager
+def _first_open_lock(url: str) -> Iterator[None]:
+    """Serialise the first connection and migration of a SQLite file across processes.
+
+    A brand-new file is switched to WAL by its first connection, and SQLite can answer a second
+    process racing that switch with "database is locked" without waiting on the busy timeout.
+    """
+    path = make_url(url).database if url.startswith("sqlite") else None
+    if not path or path == ":memory:":
+        yield
+        return
+    from filelock import FileLock
+
+    with FileLock(f"{path}.lock", timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+        yield
 
 
 def dispose_all() -> None:
