@@ -10,6 +10,7 @@ EXPECTED = {
     "log_model", "log_param", "log_params", "log_text", "register_dataset", "register_model", "search_runs",
     "set_alias", "set_tag", "set_tags", "start_run", "__version__",
     "pipeline", "run_pipeline", "step",
+    "Entity", "FeatureService", "FeatureStore", "FeatureView", "on_demand_feature",
 }
 
 

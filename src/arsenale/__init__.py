@@ -26,6 +26,9 @@ from arsenale.errors import (
 # SQLAlchemy, pandas and scikit-learn. `from arsenale import X` and `ars.X` work as before.
 _LAZY: dict[str, str] = {
     **dict.fromkeys(("Dataset", "register_dataset"), "arsenale.data.fluent"),
+    **dict.fromkeys(("Entity", "FeatureService", "FeatureView", "on_demand_feature"),
+                    "arsenale.features.definitions"),
+    **dict.fromkeys(("FeatureStore",), "arsenale.features.store"),
     **dict.fromkeys(("pipeline", "run_pipeline", "step"), "arsenale.pipelines"),
     **dict.fromkeys(("Client",), "arsenale.platform"),
     **dict.fromkeys(("load_model", "log_model", "register_model", "set_alias"), "arsenale.registry.fluent"),
@@ -41,6 +44,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     from arsenale.data.fluent import Dataset, register_dataset
+    from arsenale.features.definitions import Entity, FeatureService, FeatureView, on_demand_feature
+    from arsenale.features.store import FeatureStore
     from arsenale.pipelines import pipeline, run_pipeline, step
     from arsenale.platform import Client
     from arsenale.registry.fluent import load_model, log_model, register_model, set_alias
@@ -75,7 +80,11 @@ __all__ = [
     "Client",
     "Conflict",
     "Dataset",
+    "Entity",
     "Experiment",
+    "FeatureService",
+    "FeatureStore",
+    "FeatureView",
     "Forbidden",
     "IntegrityError",
     "InvalidFilter",
@@ -103,6 +112,7 @@ __all__ = [
     "log_model",
     "log_params",
     "log_text",
+    "on_demand_feature",
     "pipeline",
     "register_dataset",
     "register_model",

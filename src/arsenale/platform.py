@@ -50,6 +50,7 @@ class Client:
 
             self.deployments = DeploymentClient(transport)
             self._monitors_factory = lambda: _http_monitors(transport)
+            self._features_factory: Callable[[], Any] = lambda: _http_features(transport)
             self._datasets_factory: Callable[[], DatasetAPI] = lambda: _http_datasets(transport)
         else:
             from arsenale.audit.service import AuditService
@@ -75,9 +76,11 @@ class Client:
 
             self.deployments = DeploymentService(engine, self.registry, actor)
             self._monitors_factory = lambda: _local_monitors(engine, self, actor)
+            self._features_factory = lambda: _local_features(engine, actor)
             self._datasets_factory = lambda: _local_datasets(engine, blobs, actor)
         self._datasets: DatasetAPI | None = None
         self._monitors: Any = None
+        self._features: Any = None
 
     @property
     def datasets(self) -> DatasetAPI:
@@ -93,6 +96,14 @@ class Client:
         if self._monitors is None:
             self._monitors = self._monitors_factory()
         return self._monitors
+
+    @property
+    def features(self) -> Any:
+        """Feature definitions and materializations (a `FeatureRegistry`, or a `FeatureRegistryClient` over
+        HTTP: the same methods). `ars.FeatureStore` computes features on top of it."""
+        if self._features is None:
+            self._features = self._features_factory()
+        return self._features
 
     def __repr__(self) -> str:
         return f"Client({self.uri!r})"
@@ -122,3 +133,15 @@ def _http_monitors(transport: Any) -> Any:
     from arsenale.client.monitoring import MonitorClient
 
     return MonitorClient(transport)
+
+
+def _local_features(engine: Any, actor: str) -> Any:
+    from arsenale.features.registry import FeatureRegistry
+
+    return FeatureRegistry(engine, actor)
+
+
+def _http_features(transport: Any) -> Any:
+    from arsenale.client.features import FeatureRegistryClient
+
+    return FeatureRegistryClient(transport)

@@ -86,9 +86,12 @@ def _show(dep: Deployment) -> None:
 def create(name: Name,
            model: Annotated[str, typer.Option("--model", help="fraud@champion, fraud/3 or models:/fraud/Production")],
            description: Annotated[str | None, typer.Option("--description")] = None,
+           feature_service: Annotated[str | None, typer.Option(
+               "--feature-service", help="Requests send entity keys; the server adds this service's online "
+                                         "features.")] = None,
            reason: Reason = None, as_json: render.JsonFlag = False) -> None:
     """Create a deployment answering with one version (an alias is resolved now and pinned)."""
-    dep = Client().deployments.create(name, model, description, reason)
+    dep = Client().deployments.create(name, model, description, reason, feature_service=feature_service)
     _out(dep, as_json)
 
 

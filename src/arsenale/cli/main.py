@@ -1,6 +1,6 @@
 """The `arsenale` command: one Typer sub-app per component, errors mapped to exit codes in one place.
 
-    arsenale [--uri URI] experiments|runs|artifacts|models|datasets|data|deploy|monitor|alerts|audit|db ...
+    arsenale [--uri URI] experiments|runs|artifacts|models|datasets|data|features|deploy|monitor|alerts|audit|db ...
     arsenale server | ui | serve | version
 
 An `ArsenaleError` never shows a traceback: its message goes to stderr as
@@ -32,6 +32,7 @@ def _register(app: typer.Typer) -> None:
         db,
         deploy,
         experiments,
+        features,
         models,
         monitor,
         pipelines,
@@ -48,6 +49,7 @@ def _register(app: typer.Typer) -> None:
     app.add_typer(audit.app, name="audit")
     app.add_typer(deploy.app, name="deploy")
     app.add_typer(monitor.app, name="monitor")
+    app.add_typer(features.app, name="features")
     app.add_typer(alerts.app, name="alerts")
     app.add_typer(db.app, name="db")
     app.command("server")(server.server)

@@ -48,9 +48,10 @@ class DeploymentClient:
         return Deployment.model_validate_json(self.transport.request(method, path, json=body).content)
 
     def create(self, name: str, model: str, description: str | None = None,
-               reason: str | None = None) -> Deployment:
+               reason: str | None = None, feature_service: str | None = None) -> Deployment:
         check_deployment_name(name)
-        body = {"name": name, "model": model, "description": description, "reason": reason}
+        body = {"name": name, "model": model, "description": description, "reason": reason,
+                "feature_service": feature_service}
         return self._deployment("POST", _PATH, body)
 
     def get(self, name: str) -> Deployment:

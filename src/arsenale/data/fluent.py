@@ -40,6 +40,7 @@ class Dataset:
 
     def __init__(self, name: str, version: int | str = "latest", *, client: Client | None = None) -> None:
         self._client = client if client is not None else get_client()
+        self.requested = version  # "latest" lets a feature view follow new versions; a number pins one
         self.info: DatasetVersion = self._client.datasets.get(name, version)
         self.name = self.info.name
         self.version = self.info.version

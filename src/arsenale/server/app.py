@@ -40,6 +40,7 @@ from arsenale.server.routers import alerts as alert_routes
 from arsenale.server.routers import audit as audit_routes
 from arsenale.server.routers import data as data_routes
 from arsenale.server.routers import deployments as deployment_routes
+from arsenale.server.routers import features as feature_routes
 from arsenale.server.routers import monitoring as monitoring_routes
 from arsenale.server.routers import registry as registry_routes
 from arsenale.server.routers import tracking as tracking_routes
@@ -316,6 +317,7 @@ def create_app(client: Client | None = None, *, max_json_bytes: int | None = Non
     app.include_router(deployment_routes.router)
     app.include_router(monitoring_routes.router)
     app.include_router(alert_routes.router)
+    app.include_router(feature_routes.router)
 
     @app.get("/health", tags=["operations"])
     async def health(request: Request) -> Response:

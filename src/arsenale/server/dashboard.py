@@ -430,3 +430,5 @@ def install(app: FastAPI) -> None:
     dashboard_deployments.install(app)
     from arsenale.server import dashboard_monitoring  # the monitors' pages, likewise
     dashboard_monitoring.install(app)
+    from arsenale.server import dashboard_features  # the feature store's pages, likewise
+    dashboard_features.install(app)

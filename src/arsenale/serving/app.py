@@ -113,6 +113,7 @@ class _State:
     shadows: list[_Served]
     primary: _Served
     routes: dict[str, _Served] = field(default_factory=dict)
+    feature_service: str | None = None
 
 
 def _now_ms() -> int:
@@ -166,6 +167,7 @@ class ServingApp:
         self._ready = asyncio.Event()
         self._started = False
         self._closed = False
+        self._features: Any = None  # a FeatureStore, built for the first request of a feature-service policy
         self._tasks: set[asyncio.Task[Any]] = set()
         self.load_error: str | None = None
         self.ready_timeout_s = READY_TIMEOUT_S
@@ -301,7 +303,8 @@ class ServingApp:
         self._state = _State(revision=revision, router=router, served=served,
                              shadows=[served[s.key] for s in policy.shadows],
                              primary=served[router.primary.key],
-                             routes={r.key: served[r.key] for r in router.routes})
+                             routes={r.key: served[r.key] for r in router.routes},
+                             feature_service=policy.feature_service)
         retired = [s for k, s in current.items() if k not in served]
         if retired:
             self._spawn(self._retire(retired))
@@ -443,6 +446,8 @@ class ServingApp:
                 and _REQUEST_ID.match(body["id"]):
             rid = body["id"]
         served = self._pick(state, body, name, version)
+        if state.feature_service is not None:
+            body = self._with_features(state.feature_service, body, served)
         vm = served.metrics
         sticky = state.router.sticky_key
         if sticky is not None and sticky not in served.decoder.by_name:
@@ -495,6 +500,24 @@ class ServingApp:
                                    timestamp_ms=timestamp)
         if state.shadows and (name is None or (name == self.name and version is None)):
             self._mirror(state, served, body, part, outputs, rid, records)
+
+    def _with_features(self, service: str, body: Any, served: _Served) -> dict[str, Any]:
+        """The request's rows (entity keys and request columns) with the feature service's online features
+        added: what the model reads, and what the inference log records for skew checks."""
+        if isinstance(body, dict) and "records" in body:
+            rows = body["records"]
+        else:
+            rows = body if isinstance(body, list) else [body]
+        if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
+            raise InvalidInput("this deployment reads online features: send records of entity keys, e.g. "
+                               "{\"records\": [{\"customer_id\": 42}]}", field="records")
+        if self._features is None:
+            from arsenale.features.store import FeatureStore
+
+            self._features = FeatureStore(self.client)
+        values = self._features.get_online_features(service, rows)
+        wanted = served.decoder.by_name or values
+        return {"records": [{k: v[i] for k, v in values.items() if k in wanted} for i in range(len(rows))]}
 
     def _pick(self, state: _State, body: Any, name: str | None, version: str | None) -> _Served:
         router = state.router

@@ -87,6 +87,9 @@ class TrafficPolicy(Schema):
     sticky_key: str | None = Field(default=None, max_length=256,
                                    description="a request field whose value always picks the same route")
     canary: CanaryPlan | None = None
+    feature_service: str | None = Field(
+        default=None, max_length=256,
+        description="a feature service: requests carry entity keys and the server adds the online features")
 
     @model_validator(mode="after")
     def _consistent(self) -> TrafficPolicy:

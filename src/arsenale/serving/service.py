@@ -50,7 +50,7 @@ MAX_STATS_ROWS = 1000
 
 class DeploymentAPI(Protocol):
     def create(self, name: str, model: str, description: str | None = None,
-               reason: str | None = None) -> Deployment: ...
+               reason: str | None = None, feature_service: str | None = None) -> Deployment: ...
     def get(self, name: str) -> Deployment: ...
     def list(self) -> list[Deployment]: ...
     def revision(self, name: str) -> int: ...
@@ -158,13 +158,22 @@ class DeploymentService:
         audit_append(conn, AuditRecord(self.actor, action, "deployment", name, details), now)
 
     def create(self, name: str, model: str, description: str | None = None,
-               reason: str | None = None) -> Deployment:
+               reason: str | None = None, feature_service: str | None = None) -> Deployment:
+        """A deployment answering with `model`; with `feature_service`, requests name entities and the
+        server adds that service's online features before predicting."""
         check_deployment_name(name)
         if description is not None and not isinstance(description, str):
             raise InvalidInput("description must be a string", field="description")
         why = _reason(reason)
         ref = self.resolve_model(model)
-        policy = TrafficPolicy(routes=[Route(model=ref.model, version=ref.version, weight=100)])
+        if feature_service is not None:
+            if not isinstance(feature_service, str):
+                raise InvalidInput("feature_service must be a feature service's name", field="feature_service")
+            from arsenale.features.registry import FeatureRegistry
+
+            FeatureRegistry(self.engine, self.actor).get("service", feature_service)  # NotFound if unknown
+        policy = TrafficPolicy(routes=[Route(model=ref.model, version=ref.version, weight=100)],
+                               feature_service=feature_service)
         now = now_ms()
         try:
             with write(self.engine) as conn:
@@ -174,7 +183,7 @@ class DeploymentService:
                 sql.insert_revision(conn, deployment=name, revision=1, action="create", policy=_policy_json(policy),
                                     actor=self.actor, reason=why, now=now)
                 self._audit(conn, "deployment.create", name,
-                            {"model": ref.key, "revision": 1, "reason": why}, now)
+                            {"model": ref.key, "revision": 1, "reason": why, "feature_service": feature_service}, now)
         except SqlIntegrityError as exc:  # a concurrent create won the race
             raise Conflict(f"deployment {name!r} already exists", field="name") from exc
         return self.get(name)
@@ -235,7 +244,8 @@ class DeploymentService:
             _no_running_canary(current, name)
             keys = {r.key for r in routes}
             shadows = [s for s in current.shadows if s.key not in keys]
-            return TrafficPolicy(routes=routes, shadows=shadows, sticky_key=sticky_key), action
+            return TrafficPolicy(routes=routes, shadows=shadows, sticky_key=sticky_key,
+                                 feature_service=current.feature_service), action
 
         return self._change(name, "split", make, why)
 
@@ -305,10 +315,12 @@ class DeploymentService:
             if decision.action == "promote":
                 done = plan.model_copy(update={"state": "promoted"})
                 routes = [Route(model=plan.canary.model, version=plan.canary.version, weight=100)]
-                return TrafficPolicy(routes=routes, shadows=current.shadows, canary=done), "promote"
+                return TrafficPolicy(routes=routes, shadows=current.shadows, canary=done,
+                                     feature_service=current.feature_service), "promote"
             done = plan.model_copy(update={"state": "rolled_back"})
             routes = [Route(model=plan.baseline.model, version=plan.baseline.version, weight=100)]
-            return TrafficPolicy(routes=routes, shadows=current.shadows, canary=done), "canary_rollback"
+            return TrafficPolicy(routes=routes, shadows=current.shadows, canary=done,
+                                 feature_service=current.feature_service), "canary_rollback"
 
         return self._change(name, decision.action, make, decision.reason,
                             {"decision": decision.action, "step": decision.step, "evidence": decision.evidence},
@@ -451,4 +463,5 @@ def _canary_policy(plan: CanaryPlan, current: TrafficPolicy, shadows: list[Model
     routes = [Route(model=plan.baseline.model, version=plan.baseline.version, weight=100 - share),
               Route(model=plan.canary.model, version=plan.canary.version, weight=share)]
     routes = [r for r in routes if r.weight > 0]
-    return TrafficPolicy(routes=routes, shadows=shadows, sticky_key=current.sticky_key, canary=plan)
+    return TrafficPolicy(routes=routes, shadows=shadows, sticky_key=current.sticky_key, canary=plan,
+                         feature_service=current.feature_service)

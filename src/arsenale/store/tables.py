@@ -518,3 +518,41 @@ alerts = Table(
     Index("ix_alerts_rule_status", "rule_id", "status"),
     Index("ix_alerts_monitor_id", "monitor", "id"),
 )
+
+# ---------------------------------------------------------------- feature store
+
+# Every definition (entity, feature view, on-demand feature, feature service) is versioned the same way:
+# a new fingerprint of what changes values is a new version; re-applying an identical definition is a no-op.
+feature_definitions = Table(
+    "feature_definitions",
+    metadata,
+    Column("kind", String(16), primary_key=True),
+    Column("name", String(MAX_NAME), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("spec", Text, nullable=False),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("created_by", String(MAX_NAME), nullable=False),
+    UniqueConstraint("kind", "name", "fingerprint", name="uq_feature_definitions_fingerprint"),
+)
+
+# One row per materialization of a view version into an online store: what range it covered, how many
+# entity rows it wrote, and the source data it read; the newest finished row is the view's freshness.
+feature_materializations = Table(
+    "feature_materializations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("view", String(MAX_NAME), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("online_store", String(MAX_PATH), nullable=False),
+    Column("start_time", BigInteger, nullable=True),
+    Column("end_time", BigInteger, nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("error", Text, nullable=True),
+    Column("started", BigInteger, nullable=False),
+    Column("finished", BigInteger, nullable=True),
+    Column("created_by", String(MAX_NAME), nullable=False),
+    Index("ix_feature_materializations_view", "view", "version", "id"),
+)

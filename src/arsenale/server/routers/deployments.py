@@ -32,6 +32,7 @@ class CreateDeployment(_Body):
     model: str
     description: str | None = None
     reason: str | None = None
+    feature_service: str | None = None
 
 
 class Reason(_Body):
@@ -77,7 +78,8 @@ def list_deployments(deployments: Deployments) -> Response:
 
 @router.post("/deployments", status_code=201, response_model=Deployment)
 def create(body: CreateDeployment, deployments: Deployments) -> Response:
-    return render(deployments.create(body.name, body.model, body.description, body.reason), 201)
+    return render(deployments.create(body.name, body.model, body.description, body.reason,
+                                     feature_service=body.feature_service), 201)
 
 
 @router.get("/deployments/{name}", response_model=Deployment)
