@@ -311,7 +311,9 @@ class FeatureStore:
         run = active_run()
         if run is None:
             return
-        self.client.tracking.set_tag(run.run_id, "ars.features", json.dumps(plan.refs)[:8000])
+        run.set_tags({"ars.features": json.dumps(plan.refs)[:8000]})
+        if getattr(run, "_client", None) is not None and run._client.uri != self.client.uri:
+            return  # the run lives in another store, which does not know these datasets
         for _, label in sources:
             if label.startswith("dataset:"):
                 name, _, version = label[len("dataset:"):].rpartition("@")
@@ -351,13 +353,16 @@ class FeatureStore:
                                                      None if lo is None else _ms(lo), _ms(end), label)
         rows = 0
         try:
-            keys = changed_entities(view, source, lo, end, entities)
-            if keys.num_rows:
+            if lo is not None and lo >= end:  # already materialized this far: nothing can have changed
+                keys = None
+            else:
+                keys = changed_entities(view, source, lo, end, entities)
+            if keys is not None and keys.num_rows:
                 frame = retrieve(keys, [ViewRequest(view=view, source=source, features=tuple(view.feature_names))],
                                  timestamp_column=ENTITY_TS, memory_limit=self.memory_limit)
                 rows = self.online.write(table, list(view.join_keys), _online_frame(frame, view),
                                          columns=view.feature_names, watermark=end)
-            elif lo is None or end > lo:
+            elif keys is not None:  # no entity changed, but the watermark moves on
                 self.online.write(table, list(view.join_keys), _empty_frame(view), columns=view.feature_names,
                                   watermark=end)
         except Exception as exc:
