@@ -13,9 +13,9 @@ request of any number of keys is one SQL statement or one Redis command.
 Layouts (both keep values as a compact JSON array in the table's column order, so a read is one lookup per key
 and one `json.loads` per request; timestamps are tagged `{"$t": µs}` and dates `{"$d": "YYYY-MM-DD"}`):
 
-    SQLite  online_rows(t, k, ts, v) WITHOUT ROWID, primary key (t, k): every feature table in one fixed
-            schema, the table name a bound parameter (no SQL is ever built from a name);
-            online_tables(t, schema, watermark): keys and columns as JSON, watermark in µs.
+    SQLite  online_tables(id, name, schema, watermark): keys and columns as JSON, watermark in µs;
+            online_rows(t, k, ts, v) WITHOUT ROWID, primary key (table id, key): every feature table in one
+            fixed schema, the table name only ever a bound parameter (no SQL is built from a name).
     Redis   ars:ft:{table}:<key>      string `[ts_µs, v1, v2, …]`, one per entity
             ars:ft:{table}:#schema    string `[[keys…], [columns…]]`, fetched in the same MGET as the rows
             ars:ft:{table}:#meta      hash: watermark (µs), rows (count of entities)
@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
+import os
 import re
 import sqlite3
 import threading
@@ -39,7 +40,7 @@ from datetime import date, datetime, timedelta, timezone
 from itertools import repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -53,8 +54,12 @@ __all__ = ["OnlineStore", "RedisOnlineStore", "SQLiteOnlineStore", "encode_key",
 
 TS_COLUMN = "__ts"
 _TABLE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@\-]{0,199}")
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_UTC = timezone.utc
+_EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
 _ONE_US = timedelta(microseconds=1)
+# Within ±2**32 s of the epoch (years 1833-2106) a float of seconds is within half a µs of the exact time, so
+# `fromtimestamp(µs / 1e6)` gives the exact datetime, and twice as fast as epoch + timedelta (it is per row).
+_FAST_US = 2**32 * 10**6
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=True)
 
 
@@ -211,7 +216,6 @@ def _plain(column: pa.ChunkedArray) -> pa.ChunkedArray:
 
 
 def _check_frame(frame: Any, keys: list[str], columns: list[str]) -> None:
-    """Everything that can be checked before the first batch, so that bad input writes nothing."""
     if not isinstance(frame, pa.Table):
         raise InvalidInput(f"frame must be a pyarrow.Table; got {type(frame).__name__}", field="frame")
     if set(keys) & set(columns):
@@ -227,6 +231,8 @@ def _check_frame(frame: Any, keys: list[str], columns: list[str]) -> None:
     for name in keys:
         col = _plain(frame.column(name))
         kind = col.type
+        if pa.types.is_null(kind) and not len(col):
+            continue  # an empty frame built from empty lists: nothing to encode
         if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
                 or _is_text(kind) or pa.types.is_timestamp(kind) or pa.types.is_date(kind)):
             raise InvalidInput(f"key column {name!r} has unsupported type {kind}", field="keys")
@@ -362,13 +368,27 @@ def _batches(frame: pa.Table, keys: list[str], columns: list[str], batch_rows: i
 
 def _object_hook(obj: dict[str, Any]) -> Any:
     if "$t" in obj:
-        return _EPOCH + timedelta(microseconds=obj["$t"])
+        return _times([obj["$t"]])[0]
     if "$d" in obj:
         return date.fromisoformat(obj["$d"])
     return obj
 
 
 _decode = json.JSONDecoder(object_hook=_object_hook).decode
+
+
+def _check_write(table: str, keys: list[str], frame: pa.Table, columns: list[str], watermark: datetime | None,
+                 batch_rows: int) -> tuple[list[str], list[str], int | None, str]:
+    """Everything a write can check before its first batch, so that bad input writes nothing.
+
+    Returns the key and column names as lists, the watermark in µs and the schema text to store.
+    """
+    _check_table(table)
+    keys, columns = _check_names(keys, field="keys"), _check_names(columns, field="columns")
+    if not isinstance(batch_rows, int) or isinstance(batch_rows, bool) or batch_rows < 1:
+        raise InvalidInput(f"batch_rows must be a positive integer; got {batch_rows!r}", field="batch_rows")
+    _check_frame(frame, keys, columns)
+    return keys, columns, _watermark_micros(watermark), _Schema.dump(keys, columns)
 
 
 def _watermark_micros(watermark: Any) -> int | None:
@@ -380,19 +400,32 @@ def _watermark_micros(watermark: Any) -> int | None:
 
 
 def _when(micros: int | None) -> datetime | None:
-    return None if micros is None else _EPOCH + timedelta(microseconds=micros)
+    return None if micros is None else _times([micros])[0]
+
+
+def _times(micros: list[int]) -> list[datetime]:
+    """UTC datetimes of µs since the epoch, exactly (see _FAST_US)."""
+    stamp, utc, epoch, delta, fast = datetime.fromtimestamp, _UTC, _EPOCH, timedelta, _FAST_US
+    return [stamp(us / 1e6, utc) if -fast < us < fast else epoch + delta(microseconds=us) for us in micros]
 
 
 def _entity_texts(entity_keys: Sequence[Any], width: int) -> list[str]:
+    """`encode_key` of each requested entity; a bare value stands for a one-part key. On the hot path: the
+    common one-part int or str key is encoded inline."""
     texts = []
     for entity in entity_keys:
-        if type(entity) is tuple or type(entity) is list:
+        kind = type(entity)
+        if width == 1 and kind is int:
+            texts.append(str(entity))
+        elif width == 1 and kind is str:
+            texts.append(_quote(entity))
+        elif kind is tuple or kind is list:
             if len(entity) != width:
                 raise InvalidInput(f"entity key {entity!r} has {len(entity)} part(s); the table's key has {width}",
                                    field="entity_keys")
             texts.append(_encode_part(entity[0]) if width == 1 else ",".join([_encode_part(v) for v in entity]))
         elif width == 1 and (isinstance(entity, (str, bytes)) or not isinstance(entity, Sequence)):
-            texts.append(_encode_part(entity))  # a bare value stands for a one-part key
+            texts.append(_encode_part(entity))
         elif isinstance(entity, Sequence) and not isinstance(entity, (str, bytes)) and len(entity) == width:
             texts.append(encode_key(list(entity)))
         else:
@@ -407,17 +440,27 @@ def _pick(schema: _Schema, table: str, keys: Sequence[str],
         raise InvalidInput(f"online table {table!r} is keyed by {schema.keys}; got {list(keys)}", field="keys")
     if columns is None:
         return None
+    if isinstance(columns, str):
+        raise InvalidInput(f"columns must be a list of names; got {columns!r}", field="columns")
     unknown = [c for c in columns if c not in schema.index]
-    if unknown or isinstance(columns, str):
-        raise InvalidInput(f"online table {table!r} has no column(s) {unknown or columns!r}; it has "
-                           f"{schema.columns}", field="columns")
+    if unknown:
+        raise InvalidInput(f"online table {table!r} has no column(s) {unknown}; it has {schema.columns}",
+                           field="columns")
     return [(c, schema.index[c]) for c in columns]
 
 
-def _row(values: list[Any], names: list[str], picks: list[tuple[str, int]] | None) -> dict[str, Any]:
+def _assemble(hits: list[Any], times: list[datetime], values: list[list[Any]], names: list[str],
+              picks: list[tuple[str, int]] | None) -> list[tuple[datetime | None, dict[str, Any] | None]]:
+    """Pair event times with {column: value} rows, and put (None, None) where a hit is missing."""
     if picks is None:
-        return dict(zip(names, values))
-    return {name: values[i] for name, i in picks}
+        rows = list(map(dict, map(zip, repeat(names), values)))
+    else:
+        rows = [{name: row[i] for name, i in picks} for row in values]
+    found: list[tuple[datetime | None, dict[str, Any] | None]] = list(zip(times, rows))
+    if len(found) == len(hits):
+        return found
+    each = iter(found)
+    return [(None, None) if hit is None else next(each) for hit in hits]
 
 
 def _schema_mismatch(table: str, stored: str, wanted: str) -> InvalidInput:
@@ -435,19 +478,26 @@ def _not_found(table: str) -> NotFound:
 # ---------------------------------------------------------------------------------------------- SQLite
 
 _SQLITE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS online_rows (
-    t TEXT NOT NULL, k TEXT NOT NULL, ts INTEGER NOT NULL, v TEXT NOT NULL, PRIMARY KEY (t, k)
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS online_tables (
-    t TEXT NOT NULL PRIMARY KEY, schema TEXT NOT NULL, watermark INTEGER
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, schema TEXT NOT NULL, watermark INTEGER
+);
+CREATE TABLE IF NOT EXISTS online_rows (
+    t INTEGER NOT NULL, k TEXT NOT NULL, ts INTEGER NOT NULL, v TEXT NOT NULL, PRIMARY KEY (t, k)
 ) WITHOUT ROWID;
 """
 _UPSERT = ("INSERT INTO online_rows (t, k, ts, v) VALUES (?, ?, ?, ?) ON CONFLICT (t, k) DO UPDATE "
            "SET ts = excluded.ts, v = excluded.v WHERE excluded.ts >= online_rows.ts")
+_TABLE_ID = "(SELECT id FROM online_tables WHERE name = ?1)"
+_MMAP_BYTES = 1 << 30
 
 
 class SQLiteOnlineStore:
     """The embedded online store: one SQLite file in WAL mode, shared by every process on the machine.
+
+    Rows of all tables share one WITHOUT ROWID table keyed by (table id, key): a fixed schema, where a table
+    name is only ever a bound parameter. The integer id keeps the primary key short: measured on 1M rows, 100
+    random lookups take within 10% of a table per feature table, where the text name in the key cost 40% more.
+    The file is memory-mapped, which spares a system call per page and flattens the tail of random lookups.
 
     Each thread gets its own connection (SQLite runs queries without the GIL, so serving threads read in
     parallel); writers take the write lock up front (`BEGIN IMMEDIATE`) and wait up to a minute for it.
@@ -465,7 +515,7 @@ class SQLiteOnlineStore:
         self._open: list[sqlite3.Connection] = []
         self._schemas: dict[str, _Schema] = {}
         self._sql: dict[int, str] = {}
-        self._max_vars = 0
+        self._max_keys = 32_000
         self._conn()  # a bad path fails here, not on the first request
 
     def __repr__(self) -> str:
@@ -473,15 +523,16 @@ class SQLiteOnlineStore:
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
+        if conn is None or self._local.pid != os.getpid():  # a forked child never shares its parent's handle
             from arsenale.data.localdb import open_local_db
 
             try:
                 conn = open_local_db(self.path, _SQLITE_SCHEMA, check_same_thread=False)
+                conn.execute(f"PRAGMA mmap_size = {_MMAP_BYTES}")
             except (OSError, sqlite3.Error) as exc:
                 raise BackendUnavailable(f"cannot open the online store at {self.uri}: {exc}") from exc
-            self._max_vars = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - 1
-            self._local.conn = conn
+            self._max_keys = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - 1  # one for the table name
+            self._local.conn, self._local.pid = conn, os.getpid()
             with self._lock:
                 self._open.append(conn)
         return conn
@@ -497,14 +548,11 @@ class SQLiteOnlineStore:
 
     def write(self, table: str, keys: list[str], frame: pa.Table, *, columns: list[str],
               watermark: datetime | None = None, batch_rows: int = 50_000) -> int:
-        """Upsert the frame's rows (newer or equal event time wins), one transaction per batch of rows."""
-        _check_table(table)
-        keys, columns = _check_names(keys, field="keys"), _check_names(columns, field="columns")
-        if not isinstance(batch_rows, int) or batch_rows < 1:
-            raise InvalidInput(f"batch_rows must be a positive integer; got {batch_rows!r}", field="batch_rows")
-        _check_frame(frame, keys, columns)
-        mark = _watermark_micros(watermark)
-        wanted = _Schema.dump(keys, columns)
+        """Upsert the frame's rows (an equal or newer event time wins), one transaction per batch of rows.
+
+        Returns the rows stored: rows older than the stored ones are not counted.
+        """
+        keys, columns, mark, wanted = _check_write(table, keys, frame, columns, watermark, batch_rows)
         conn = self._conn()
         last = max(0, (frame.num_rows - 1) // batch_rows)
         written = 0
@@ -512,16 +560,19 @@ class SQLiteOnlineStore:
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    conn.execute("INSERT INTO online_tables (t, schema) VALUES (?, ?) ON CONFLICT (t) DO NOTHING",
-                                 (table, wanted))
-                    stored = conn.execute("SELECT schema FROM online_tables WHERE t = ?", (table,)).fetchone()[0]
+                    # Checked in every batch: another process may have dropped and recreated the table.
+                    conn.execute("INSERT INTO online_tables (name, schema) VALUES (?, ?) ON CONFLICT (name) "
+                                 "DO NOTHING", (table, wanted))
+                    table_id, stored = conn.execute("SELECT id, schema FROM online_tables WHERE name = ?",
+                                                    (table,)).fetchone()
                     if stored != wanted:
                         raise _schema_mismatch(table, stored, wanted)
-                    cursor = conn.executemany(_UPSERT, zip(repeat(table), batch.keys, batch.micros, batch.values))
+                    cursor = conn.executemany(_UPSERT, zip(repeat(table_id), batch.keys, batch.micros,
+                                                           batch.values))
                     written += max(cursor.rowcount, 0)
                     if number == last and mark is not None:
                         conn.execute("UPDATE online_tables SET watermark = max(coalesce(watermark, ?1), ?1) "
-                                     "WHERE t = ?2", (mark, table))
+                                     "WHERE id = ?2", (mark, table_id))
                     conn.execute("COMMIT")
                 except BaseException:
                     conn.execute("ROLLBACK")
@@ -531,12 +582,12 @@ class SQLiteOnlineStore:
         return written
 
     def _read_sql(self, count: int) -> str:
-        """The lookup statement for `count` keys (a power of two, padded by the caller: few distinct plans)."""
+        """The lookup of `count` keys; callers pad to a power of two, so there are few statements to cache."""
         sql = self._sql.get(count)
         if sql is None:
             marks = ",".join(["?"] * count)
-            sql = self._sql[count] = (f"SELECT k, ts, v FROM online_rows WHERE t = ?1 AND k IN ({marks}) "
-                                      "UNION ALL SELECT NULL, NULL, schema FROM online_tables WHERE t = ?1")
+            sql = self._sql[count] = (f"SELECT k, ts, v FROM online_rows WHERE t = {_TABLE_ID} AND k IN ({marks}) "
+                                      "UNION ALL SELECT NULL, NULL, schema FROM online_tables WHERE name = ?1")
         return sql
 
     def read(self, table: str, keys: list[str], entity_keys: Sequence[Any],
@@ -544,46 +595,40 @@ class SQLiteOnlineStore:
         """The latest row of each entity, in request order; (None, None) for an entity never written.
 
         One statement per request (per ~32,000 distinct keys): the table's schema rides along in a UNION ALL,
-        so there is no second query and no cache to go stale when a table is dropped and recreated.
+        so there is no second query, and no cache that could go stale when a table is dropped and recreated.
         """
         _check_table(table)
         texts = _entity_texts(entity_keys, len(keys))
         if not texts:
             return []
         conn = self._conn()
-        wanted = list(dict.fromkeys(texts))
-        found: dict[str, tuple[int, str]] = {}
-        schema_text = None
+        wanted = list(dict.fromkeys(texts)) if len(texts) > 1 else texts
+        found: dict[str | None, tuple[Any, ...]] = {}
+        limit = self._max_keys
         try:
-            for start in range(0, len(wanted), self._max_vars):
-                chunk = wanted[start:start + self._max_vars]
-                size = 1 << (len(chunk) - 1).bit_length()
-                if size > self._max_vars:
-                    size = len(chunk)
+            for start in range(0, len(wanted), limit):
+                chunk = wanted[start:start + limit]
+                size = min(1 << (len(chunk) - 1).bit_length(), limit)
                 params = [table, *chunk]
                 params.extend(repeat(chunk[-1], size - len(chunk)))
-                for k, ts, v in conn.execute(self._read_sql(size), params).fetchall():
-                    if k is None:
-                        schema_text = v
-                    else:
-                        found[k] = (ts, v)
+                found.update({row[0]: row for row in conn.execute(self._read_sql(size), params).fetchall()})
         except sqlite3.Error as exc:
             raise self._failed(exc) from exc
-        if schema_text is None:
+        head = found.pop(None, None)
+        if head is None:
             raise _not_found(table)
-        schema = self._schema(schema_text)
+        schema = self._schema(head[2])
         picks = _pick(schema, table, keys, columns)
-        names = schema.columns
         hits = [found.get(t) for t in texts]
-        decoded = iter(_decode("[" + ",".join([h[1] for h in hits if h is not None]) + "]"))
-        return [(None, None) if h is None else (_EPOCH + timedelta(microseconds=h[0]),
-                                                _row(next(decoded), names, picks)) for h in hits]
+        present = [h for h in hits if h is not None]
+        values = _decode("[" + ",".join([h[2] for h in present]) + "]")
+        return _assemble(hits, _times([h[1] for h in present]), values, schema.columns, picks)
 
     def watermark(self, table: str) -> datetime | None:
         """The time the table is materialised up to; None when never set (or the table does not exist)."""
         _check_table(table)
         try:
-            row = self._conn().execute("SELECT watermark FROM online_tables WHERE t = ?", (table,)).fetchone()
+            row = self._conn().execute("SELECT watermark FROM online_tables WHERE name = ?", (table,)).fetchone()
         except sqlite3.Error as exc:
             raise self._failed(exc) from exc
         return None if row is None else _when(row[0])
@@ -592,8 +637,8 @@ class SQLiteOnlineStore:
         _check_table(table)
         try:
             row = self._conn().execute(
-                "SELECT schema, watermark, (SELECT count(*) FROM online_rows WHERE t = ?1) FROM online_tables "
-                "WHERE t = ?1", (table,)).fetchone()
+                "SELECT schema, watermark, (SELECT count(*) FROM online_rows WHERE t = online_tables.id) "
+                "FROM online_tables WHERE name = ?", (table,)).fetchone()
         except sqlite3.Error as exc:
             raise self._failed(exc) from exc
         if row is None:
@@ -609,8 +654,8 @@ class SQLiteOnlineStore:
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.execute("DELETE FROM online_rows WHERE t = ?", (table,))
-                conn.execute("DELETE FROM online_tables WHERE t = ?", (table,))
+                conn.execute(f"DELETE FROM online_rows WHERE t = {_TABLE_ID}", (table,))
+                conn.execute("DELETE FROM online_tables WHERE name = ?", (table,))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -620,13 +665,13 @@ class SQLiteOnlineStore:
 
     def tables(self) -> list[str]:
         try:
-            return [r[0] for r in self._conn().execute("SELECT t FROM online_tables ORDER BY t").fetchall()]
+            return [r[0] for r in self._conn().execute("SELECT name FROM online_tables ORDER BY name")]
         except sqlite3.Error as exc:
             raise self._failed(exc) from exc
 
     def ping(self) -> None:
         try:
-            self._conn().execute("SELECT 1 FROM online_tables LIMIT 1").fetchall()
+            self._conn().execute("SELECT count(*) FROM online_tables").fetchone()
         except sqlite3.Error as exc:
             raise BackendUnavailable(f"cannot reach the online store at {self.uri}: {exc}") from exc
 
@@ -642,33 +687,54 @@ class SQLiteOnlineStore:
 # ----------------------------------------------------------------------------------------------- Redis
 
 # KEYS: #meta, #schema, row keys…; ARGV: schema JSON, watermark µs or "", row values `[ts,…]`…
-# The schema is checked before anything is written: a script that fails mid-way keeps its earlier writes.
+# Redis runs a script in isolation but does not undo it if it fails part-way, so the first pass reads and
+# checks everything and the second only writes: a batch is stored whole or not at all. A key repeated within
+# the batch is judged against its latest accepted time, as SQLite's row-by-row upsert does. Event times compare as
+# Lua numbers (doubles), exact for µs up to 2**53 (year 2255).
 _REDIS_WRITE = """
 local schema = redis.call('GET', KEYS[2])
-if not schema then
-  redis.call('SET', KEYS[2], ARGV[1])
-elseif schema ~= ARGV[1] then
-  return redis.error_reply('ARSSCHEMA ' .. schema)
-end
-local written, added = 0, 0
-for i = 3, #KEYS do
-  local new = ARGV[i]
-  local old = redis.call('GET', KEYS[i])
-  if not old then
-    redis.call('SET', KEYS[i], new)
-    written = written + 1
-    added = added + 1
-  elseif tonumber(string.match(new, '^%[(%-?%d+)')) >= tonumber(string.match(old, '^%[(%-?%d+)')) then
-    redis.call('SET', KEYS[i], new)
-    written = written + 1
+if schema and schema ~= ARGV[1] then return redis.error_reply('ARSSCHEMA ' .. schema) end
+local mark = ARGV[2] ~= '' and tonumber(ARGV[2]) or nil
+if ARGV[2] ~= '' and not mark then return redis.error_reply('ARSVALUE watermark ' .. ARGV[2]) end
+local n, step = #KEYS, 1000
+local put, seen, added = {}, {}, 0
+for first = 3, n, step do
+  local last = math.min(first + step - 1, n)
+  local olds = redis.call('MGET', unpack(KEYS, first, last))
+  for i = first, last do
+    local key = KEYS[i]
+    local new = tonumber(string.match(ARGV[i], '^%[(%-?%d+)[,%]]'))
+    if not new then return redis.error_reply('ARSVALUE row ' .. key) end
+    local was = seen[key]
+    if was == nil then
+      local old = olds[i - first + 1]
+      if old then
+        was = tonumber(string.match(old, '^%[(%-?%d+)'))
+        if not was then return redis.error_reply('ARSVALUE stored ' .. key) end
+      else
+        was = false
+        added = added + 1
+      end
+    end
+    if was == false or new >= was then
+      put[#put + 1] = key
+      put[#put + 1] = ARGV[i]
+      seen[key] = new
+    else
+      seen[key] = was
+    end
   end
 end
-if added > 0 then redis.call('HINCRBY', KEYS[1], 'rows', added) end
-if ARGV[2] ~= '' then
-  local mark = redis.call('HGET', KEYS[1], 'watermark')
-  if not mark or tonumber(ARGV[2]) > tonumber(mark) then redis.call('HSET', KEYS[1], 'watermark', ARGV[2]) end
+if not schema then redis.call('SET', KEYS[2], ARGV[1]) end
+for first = 1, #put, 2 * step do
+  redis.call('MSET', unpack(put, first, math.min(first + 2 * step - 1, #put)))
 end
-return written
+if added > 0 then redis.call('HINCRBY', KEYS[1], 'rows', added) end
+if mark then
+  local was = redis.call('HGET', KEYS[1], 'watermark')
+  if not was or mark > tonumber(was) then redis.call('HSET', KEYS[1], 'watermark', ARGV[2]) end
+end
+return #put / 2
 """
 _TABLES_KEY = "ars:ft:tables"
 
@@ -678,11 +744,12 @@ def _prefix(table: str) -> str:
 
 
 class RedisOnlineStore:
-    """The scale-out online store: Redis (or anything speaking its protocol), one string per entity.
+    """The scale-out online store: Redis (or a server speaking its protocol), one string per entity.
 
     The client connects lazily; an unreachable server surfaces as BackendUnavailable on first use, with the
-    URI's password masked. Timeouts: 2 s to connect, 10 s per command, unless the URI sets its own
-    (`?socket_timeout=…`).
+    URI's password masked. Timeouts are 2 s to connect and 10 s per command unless the URI sets its own
+    (`?socket_timeout=…`); a dropped connection (a restarted server) is retried once, which is safe because
+    every write is idempotent (newer-or-equal wins, the watermark only moves forward).
     """
 
     def __init__(self, uri: str) -> None:
@@ -692,21 +759,24 @@ class RedisOnlineStore:
 
         self.uri = _redact(uri)
         try:
+            db = urlsplit(uri).path.strip("/")
+            if db and not db.isdigit():  # redis-py would silently use database 0
+                raise ValueError(f"the database must be a number, as in redis://host:6379/0; got {db!r}")
             self._client: redis.Redis = redis.Redis.from_url(
                 uri, socket_connect_timeout=2.0, socket_timeout=10.0,
-                retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2))
+                retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 1))
         except ValueError as exc:
             raise InvalidInput(f"bad online store URI {self.uri!r}: {exc}", field="online_store") from None
         self._script = self._client.register_script(_REDIS_WRITE)
         self._schemas: dict[bytes, _Schema] = {}
-        self._error = redis.RedisError
-        self._response_error = redis.ResponseError
+        self._error: type[Exception] = redis.RedisError
+        self._refused: type[Exception] = redis.ResponseError
 
     def __repr__(self) -> str:
         return f"RedisOnlineStore({self.uri!r})"
 
     def _failed(self, exc: Exception) -> ArsenaleError:
-        if isinstance(exc, self._response_error):
+        if isinstance(exc, self._refused):
             return BackendUnavailable(f"the online store at {self.uri} refused a command: {exc}")
         return BackendUnavailable(f"cannot reach the online store at {self.uri}: {exc}")
 
@@ -718,14 +788,11 @@ class RedisOnlineStore:
 
     def write(self, table: str, keys: list[str], frame: pa.Table, *, columns: list[str],
               watermark: datetime | None = None, batch_rows: int = 50_000) -> int:
-        """Upsert the frame's rows, one Lua script call (atomic) per batch; the watermark with the last."""
-        _check_table(table)
-        keys, columns = _check_names(keys, field="keys"), _check_names(columns, field="columns")
-        if not isinstance(batch_rows, int) or batch_rows < 1:
-            raise InvalidInput(f"batch_rows must be a positive integer; got {batch_rows!r}", field="batch_rows")
-        _check_frame(frame, keys, columns)
-        mark = _watermark_micros(watermark)
-        wanted = _Schema.dump(keys, columns)
+        """Upsert the frame's rows, one Lua script call (atomic) per batch; the watermark with the last.
+
+        Returns the rows stored: rows older than the stored ones are not counted.
+        """
+        keys, columns, mark, wanted = _check_write(table, keys, frame, columns, watermark, batch_rows)
         prefix = _prefix(table)
         head = [prefix + "#meta", prefix + "#schema"]
         last = max(0, (frame.num_rows - 1) // batch_rows)
@@ -733,19 +800,19 @@ class RedisOnlineStore:
         try:
             self._client.sadd(_TABLES_KEY, table)
             for number, batch in enumerate(_batches(frame, keys, columns, batch_rows, with_ts=True)):
-                args = [wanted, "" if number != last or mark is None else str(mark)]
+                stamp = "" if number != last or mark is None else str(mark)
                 written += int(self._script(keys=[*head, *[prefix + k for k in batch.keys]],
-                                            args=[*args, *batch.values]))
+                                            args=[wanted, stamp, *batch.values]))
         except self._error as exc:
             message = str(exc)
-            if isinstance(exc, self._response_error) and "ARSSCHEMA " in message:
-                raise _schema_mismatch(table, message.split("ARSSCHEMA ", 1)[1], wanted) from None
+            if isinstance(exc, self._refused) and message.startswith("ARSSCHEMA "):
+                raise _schema_mismatch(table, message[len("ARSSCHEMA "):], wanted) from None
             raise self._failed(exc) from exc
         return written
 
     def read(self, table: str, keys: list[str], entity_keys: Sequence[Any],
              columns: Sequence[str] | None = None) -> list[tuple[datetime | None, dict[str, Any] | None]]:
-        """The latest row of each entity, in request order: one MGET fetching the schema and every row."""
+        """The latest row of each entity, in request order: one MGET fetches the schema and every row."""
         _check_table(table)
         texts = _entity_texts(entity_keys, len(keys))
         if not texts:
@@ -759,19 +826,13 @@ class RedisOnlineStore:
             raise _not_found(table)
         schema = self._schema(raw[0])
         picks = _pick(schema, table, keys, columns)
-        names = schema.columns
         hits = raw[1:]
-        decoded = iter(_decode("[" + b",".join([h for h in hits if h is not None]).decode() + "]"))
-        out: list[tuple[datetime | None, dict[str, Any] | None]] = []
-        for hit in hits:
-            if hit is None:
-                out.append((None, None))
-            else:
-                values = next(decoded)
-                out.append((_EPOCH + timedelta(microseconds=values[0]), _row(values[1:], names, picks)))
-        return out
+        present = [h for h in hits if h is not None]
+        rows = _decode("[" + b",".join(present).decode() + "]")
+        return _assemble(hits, _times([r[0] for r in rows]), [r[1:] for r in rows], schema.columns, picks)
 
     def watermark(self, table: str) -> datetime | None:
+        """The time the table is materialised up to; None when never set (or the table does not exist)."""
         _check_table(table)
         try:
             mark = self._client.hget(_prefix(table) + "#meta", "watermark")
@@ -796,11 +857,14 @@ class RedisOnlineStore:
                 "columns": list(schema.columns), "keys": list(schema.keys)}
 
     def drop(self, table: str) -> None:
-        """Delete the table's keys (found by SCAN, unlinked in chunks), then forget its name."""
+        """Delete the table's keys (found by SCAN, unlinked in chunks), then forget its name.
+
+        The schema goes first, so that a concurrent reader sees "no such table" rather than a half-emptied one.
+        Not one transaction (a table may hold millions of keys); a drop that fails part-way can be repeated.
+        """
         _check_table(table)
         prefix = _prefix(table)
         try:
-            # The schema goes first, so that readers see "no such table" rather than a half-emptied one.
             self._client.unlink(prefix + "#schema")
             chunk: list[bytes] = []
             for key in self._client.scan_iter(match=prefix + "*", count=10_000):
@@ -815,13 +879,10 @@ class RedisOnlineStore:
             raise self._failed(exc) from exc
 
     def tables(self) -> list[str]:
-        """Names in the registry set whose schema exists (a write that failed before its first batch left
-        only the name behind)."""
+        """Registered names whose schema exists (a write that failed before its first batch leaves a name)."""
         try:
             names = sorted(n.decode() for n in self._client.smembers(_TABLES_KEY))
-            if not names:
-                return []
-            schemas = self._client.mget([_prefix(n) + "#schema" for n in names])
+            schemas = self._client.mget([_prefix(n) + "#schema" for n in names]) if names else []
         except self._error as exc:
             raise self._failed(exc) from exc
         return [n for n, s in zip(names, schemas) if s is not None]
@@ -837,16 +898,15 @@ class RedisOnlineStore:
 
 
 def _redact(uri: str) -> str:
-    """The URI with its password masked, for messages and `repr`."""
-    try:
-        parts = urlsplit(uri)
-        if parts.password is None:
-            return uri
-        user = parts.username or ""
-        host = parts.hostname or ""
-        if parts.port is not None:
-            host = f"{host}:{parts.port}"
-        return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-    except ValueError:  # unparsable: keep only what cannot hold a password
-        scheme, _, rest = uri.partition("://")
-        return f"{scheme}://***@{rest.rsplit('@', 1)[-1]}" if "@" in rest else uri
+    """The URI with its password masked (in the user info or a `password=` query), for messages and `repr`."""
+    scheme, sep, rest = uri.partition("://")
+    if not sep:
+        return uri
+    location, query_sep, query = rest.partition("?")
+    if "@" in location:  # the last "@" ends the user info, even if an unescaped password holds "/" or "@"
+        user_info, host = location.rsplit("@", 1)
+        location = f"{user_info.split(':', 1)[0]}:***@{host}" if ":" in user_info else location
+    if query:
+        query = "&".join("password=***" if item.lower().startswith("password=") else item
+                         for item in query.split("&"))
+    return f"{scheme}://{location}{query_sep}{query}"
