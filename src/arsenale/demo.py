@@ -1,7 +1,9 @@
 """`make demo`: one model's life on the embedded store: data, pipeline, tracking, registry, serving, monitoring.
 
 A raw feed of the breast-cancer data that ships with scikit-learn is validated against a schema;
-broken rows are quarantined and the clean rows become a versioned dataset. A retraining pipeline of
+broken rows are quarantined and the clean rows become a versioned dataset, then the features of a patient
+in the feature store: the training set is retrieved point-in-time from it, and its online values are
+checked against the training rows. A retraining pipeline of
 cached steps runs on it twice (the second run executes nothing). Three scikit-learn model families
 are swept on the dataset version: 5-fold cross-validation logged per fold, boosting loss per stage,
 the fitted model (skops, with its contract) and a ROC plot stored as artifacts. The two best runs
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import time
 from typing import Any
@@ -94,10 +97,11 @@ def run_demo(port: int = 5000) -> dict[str, Any]:
 
     import arsenale as ars
 
+    from arsenale.demo_features import build_training_set, materialize_and_check
+
     started = time.perf_counter()
     dataset = _ingest(ars)
-    frame = ars.Dataset(DATASET, version=dataset.version).to_pandas()
-    features = [c for c in frame.columns if c != "target"]
+    frame, features, feature_store = build_training_set(ars, dataset)
     X_train, X_test, y_train, y_test = train_test_split(frame[features].to_numpy(), frame["target"].to_numpy(),
                                                         test_size=0.25, stratify=frame["target"], random_state=42)
     print(f"Training on {dataset.uri}: {len(X_train)} training rows, {len(X_test)} test rows, "
@@ -110,6 +114,7 @@ def run_demo(port: int = 5000) -> dict[str, Any]:
             label = family + "".join(f" {k}={v}" for k, v in params.items())
             with ars.start_run(run_name=label, nested=True, params={"model": family, **params}) as run:
                 ars.Dataset(DATASET, version=dataset.version).to_arrow()  # records the input: lineage
+                ars.set_tag("ars.features", json.dumps(frame.attrs["arsenale.features"]))
                 fold_auc = []
                 for fold, (tr, va) in enumerate(folds.split(X_train, y_train)):
                     m = _model(family, params).fit(X_train[tr], y_train[tr])
@@ -140,6 +145,7 @@ def run_demo(port: int = 5000) -> dict[str, Any]:
     print(f"Pipeline retraining: {len(first.succeeded) + len(first.cached)} steps "
           f"({first.status.value}); re-run with nothing changed: {len(again.cached)} cached, "
           f"{len(again.succeeded)} executed; train roc auc {again.output('evaluate')['train_roc_auc']:.4f}")
+    online = materialize_and_check(feature_store, frame, features)
     ranked = ars.search_runs(EXPERIMENT, filter=f"attributes.parent_run_id = '{parent.run_id}'",
                              order_by=["metrics.cv_roc_auc_mean DESC"], max_results=2)
     best, runner_up = ranked[0], ranked[1]
@@ -186,6 +192,8 @@ def run_demo(port: int = 5000) -> dict[str, Any]:
     print(f"  .venv/bin/arsenale runs show {best.run_id}")
     print(f"  model in the dashboard:     http://127.0.0.1:{port}/models/{MODEL}")
     print(f"  pipeline runs:              http://127.0.0.1:{port}/pipelines")
+    print(f"  features in the dashboard:  http://127.0.0.1:{port}/features")
+    print("  .venv/bin/arsenale features list;  .venv/bin/arsenale features get diagnosis --entity patient_id=3")
     print(f"  deployment in the dashboard: http://127.0.0.1:{port}/deployments/{served['deployment']}")
     print(f"  .venv/bin/arsenale deploy status {served['deployment']}")
     print(f"  monitor in the dashboard:   http://127.0.0.1:{port}/monitors/{served['monitor']}")
@@ -199,7 +207,7 @@ def run_demo(port: int = 5000) -> dict[str, Any]:
     return {"dataset_version": dataset.version, "pipeline_cached": len(again.cached),
             "parent_run_id": parent.run_id, "best_run_id": best.run_id, "runs": len(results),
             "champion": champion.version, "challenger": challenger.version, "served_auc": served_auc,
-            "serving": served}
+            "serving": served, "features": online}
 
 
 def main() -> None:

@@ -32,6 +32,10 @@ def test_demo_tracks_a_real_sweep(capsys: pytest.CaptureFixture[str]) -> None:
     assert {"kind": "dataset", "name": "breast-cancer", "version": str(out["dataset_version"])} in lineage.data
     published = ars.Dataset("breast-cancer", version=out["dataset_version"])
     assert len(published.to_pandas()) == 566 and len(published.quarantined()) == 3
+    # the training set came from the feature store, point-in-time; online values equal the training rows
+    assert out["features"] == {"rows": 566, "consistent": True}
+    assert "measurements@1:mean radius" in best.data.tags["ars.features"]
+    assert "Features: view measurements@1 (30 features of a patient)" in printed
     assert out["pipeline_cached"] == 4  # the re-run of the retraining pipeline executed nothing
     assert client.tracking.read_artifact(best.run_id, "plots/roc.png").startswith(b"\x89PNG")
     assert len(client.tracking.get_metric_history(best.run_id, "cv_roc_auc").steps) == 5

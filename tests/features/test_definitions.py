@@ -36,11 +36,14 @@ def test_expressions_parse_to_columns_and_windows() -> None:
     assert parse_expression("n", "COUNT(*) over 24h").expression == "count(*) over 1d"
     assert parse_expression("m", "mean(x) over 90m").aggregation.function == "avg"  # type: ignore[union-attr]
     assert parse_expression("p", "price").column == "price"
+    spaced = parse_expression("q", 'avg("unit price") over 1h')
+    assert spaced.source_column == "unit price" and spaced.expression == 'avg("unit price") over 1h'
+    assert parse_expression("r", "mean radius").column == "mean radius"  # data frames have such names
     assert parse_window("2w") == 14 * 86400 and parse_window(timedelta(hours=1)) == 3600
 
 
 @pytest.mark.parametrize("expr", ["sum(*) over 7d", "median(x) over 7d", "sum(x)", "sum(x) over", "sum(x) over -1d",
-                                  "sum(x) over 0s", "x y", "", "sum(x) over 7 parsecs", 3, None])
+                                  "sum(x) over 0s", "x:y", "", "sum(x) over 7 parsecs", 3, None])
 def test_bad_expressions_are_refused_with_the_feature_named(expr: Any) -> None:
     with pytest.raises(InvalidInput) as e:
         parse_expression("bad", expr)
@@ -70,11 +73,11 @@ def test_a_dataset_object_is_followed_as_latest_unless_pinned(tmp_path: Any) -> 
 @pytest.mark.parametrize("over, field", [
     ({"entities": []}, "entities"),
     ({"entities": ["customer"]}, "entities"),
-    ({"timestamp": "event time"}, "timestamp"),
+    ({"timestamp": "event:time"}, "timestamp"),
     ({"features": {}}, "features"),
     ({"features": {"customer_id": "amount"}}, "features.customer_id"),
     ({"features": {"x": "sum(event_time) over 1d"}}, "features.x"),
-    ({"features": {"1x": "amount"}}, "features.1x"),
+    ({"features": {" x": "amount"}}, "features. x"),
     ({"ttl": "forever"}, "ttl"),
     ({"source": 42}, "source"),
     ({"source": "dataset:../etc@1"}, "source"),

@@ -31,11 +31,13 @@ __all__ = ["Aggregation", "Entity", "Feature", "FeatureRef", "FeatureService", "
            "SourceSpec", "check_identifier", "on_demand_feature", "parse_expression", "parse_feature_ref",
            "parse_window"]
 
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+# Column and feature names: what data frames hold ("mean radius" included), minus what the reference
+# syntax uses (':' and '@'), quotes, control characters, and surrounding spaces.
+_IDENT = re.compile(r"[^\x00-\x1f\x7f:@\"\s](?:[^\x00-\x1f\x7f:@\"]{0,126}[^\x00-\x1f\x7f:@\"\s])?")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
 _WINDOW = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)\s*", re.IGNORECASE)
 _WINDOW_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
-_AGG = re.compile(r"\s*(sum|count|avg|mean|min|max)\s*\(\s*(\*|[A-Za-z_][A-Za-z0-9_]*)\s*\)\s+over\s+(.+?)\s*",
+_AGG = re.compile(r"\s*(sum|count|avg|mean|min|max)\s*\(\s*(\*|\"[^\"]+\"|[A-Za-z_][A-Za-z0-9_]*)\s*\)\s+over\s+(.+?)\s*",
                   re.IGNORECASE)
 AGGREGATIONS = ("sum", "count", "avg", "min", "max")
 # A view's rows are looked up by key; these names would collide with the columns a retrieval adds.
@@ -47,10 +49,11 @@ class _Model(BaseModel):
 
 
 def check_identifier(value: Any, *, field: str, what: str = "name") -> str:
-    """A column-like name (letters, digits, underscore; not starting with a digit)."""
+    """A column name as data frames have them: 1-128 characters, no ':', '@', quotes or control characters,
+    no spaces at either end."""
     if not isinstance(value, str) or not _IDENT.fullmatch(value):
-        raise InvalidInput(f"{what} must be a letter or underscore followed by letters, digits or underscores "
-                           f"(at most 128); got {value!r}", field=field)
+        raise InvalidInput(f"{what} must be 1-128 characters without ':', '@', quotes, control characters or "
+                           f"surrounding spaces; got {value!r:.140}", field=field)
     return value
 
 
@@ -92,7 +95,10 @@ class Aggregation(_Model):
     window_seconds: float = Field(gt=0)
 
     def expression(self) -> str:
-        return f"{self.function}({self.column or '*'}) over {format_window(self.window_seconds)}"
+        column = self.column or "*"
+        if self.column is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.column):
+            column = f'"{self.column}"'
+        return f"{self.function}({column}) over {format_window(self.window_seconds)}"
 
 
 class Feature(_Model):
@@ -119,16 +125,17 @@ def parse_expression(name: str, expression: Any) -> Feature:
         raise InvalidInput(f"{field} must be a column name or 'fn(column) over <window>'; got {expression!r}",
                            field=field)
     text = expression.strip()
-    if _IDENT.fullmatch(text):
-        return Feature(name=name, column=text)
     m = _AGG.fullmatch(text)
+    if m is None and _IDENT.fullmatch(text) and "(" not in text:
+        return Feature(name=name, column=text)
     if m is None:
         raise InvalidInput(f"{field}: cannot read {expression!r}; write a column name or 'fn(column) over "
-                           f"<window>' with fn one of sum, count, avg, min, max (e.g. 'sum(amount) over 7d')",
+                           f"<window>' with fn one of sum, count, avg, min, max (e.g. 'sum(amount) over 7d'; quote a column "
+                           "name with spaces: 'sum(\"unit price\") over 7d')",
                            field=field)
     function = m.group(1).lower()
     function = "avg" if function == "mean" else function
-    column = None if m.group(2) == "*" else m.group(2)
+    column = None if m.group(2) == "*" else check_identifier(m.group(2).strip('"'), field=field, what="a column")
     if column is None and function != "count":
         raise InvalidInput(f"{field}: only count takes '*'; {function} needs a column", field=field)
     window = parse_window(m.group(3), field=field)
