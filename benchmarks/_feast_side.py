@@ -167,10 +167,14 @@ def main() -> None:
     try:
         result = {"historical": op_historical, "materialize": op_materialize, "online": op_online}[
             args.operation](spec, work)
-    except MemoryError:
-        result = {"error": "MemoryError", "peak_rss_mib_in_process": peak_mib()}
+    except MemoryError as exc:
+        import traceback
+
+        traceback.print_exc()
+        result = {"error": f"MemoryError: {exc}", "seconds_until_error": time.perf_counter() - t0,
+                  "peak_rss_mib_in_process": peak_mib()}
         Path(args.out).write_text(json.dumps(result))
-        print(f"MemoryError (address space capped at {args.mem_gb:g} GiB)", file=sys.stderr)
+        print(f"MemoryError: {exc} (address space capped at {args.mem_gb:g} GiB)", file=sys.stderr)
         sys.exit(3)
     import pandas
 

@@ -20,10 +20,10 @@ Operations (the same work as _feast_side.py):
               each with its own copies of f1..f3 (a_f1 = "f1", …) and one windowed aggregation
               (a_f1_sum_7d = "sum(f1) over 7d", b_f2_sum_7d, c_f3_sum_7d), and retrieves all 12.
 * materialize times `fs.materialize(end=end)` (the first run: everything up to the end).
-* online      times `fs.get_online_features([...], [{"customer_id": i}, …])` for each of the
-              requests in spec["requests_path"], after 20 untimed warm-up requests; values go to
-              <work>/online.npy. In the folder `materialize` left; or, with --materialize (used
-              for Redis), applies and materializes first (timed apart, reported, not in the figure).
+* online      (in the folder `materialize` left, with the same --online) times
+              `fs.get_online_features([...], [{"customer_id": i}, …])` for each of the requests in
+              spec["requests_path"], after 20 untimed warm-up requests; values go to
+              <work>/online.npy.
 
 Writes one JSON object to --out. If the feature-store API is missing or differs, exits with a
 message saying what is missing.
@@ -57,9 +57,10 @@ def peak_mib() -> float:
 
 def need(what: str, exc: BaseException | None = None) -> None:
     detail = f" ({type(exc).__name__}: {exc})" if exc else ""
-    print(f"Arsenale's feature-store API is missing or differs: {what}{detail}", file=sys.stderr)
     if exc is not None:
         traceback.print_exception(exc, file=sys.stderr)
+    # Last, so that it is the line features.py quotes.
+    print(f"Arsenale's feature-store API is missing or differs: {what}{detail}", file=sys.stderr)
     sys.exit(2)
 
 
@@ -153,14 +154,16 @@ def op_historical(ars, spec: dict, work: Path, views: int) -> dict:
     peak = peak_mib()
     missing = [c for c in ["customer_id", *columns] if c not in getattr(df, "columns", [])]
     if missing:
-        need(f"get_historical_features returned no column(s) {missing}; got {list(getattr(df, 'columns', []))} "
+        got = list(getattr(df, "columns", []))
+        need(f"get_historical_features returned no column(s) {missing}; got {got} "
              f"({type(df).__name__})")
     out = pd.DataFrame({c: df[c] for c in ["customer_id", *columns]})
     out.to_parquet(work / "values.parquet", index=False)
     return {"times": [seconds], "rows_in": len(entity_df), "rows_out": len(df), "views": views,
             "refs": refs, "result_type": type(df).__name__, "result_columns": [str(c) for c in df.columns],
             "rows_with_values": int(out[columns].notna().all(axis=1).sum()),
-            "rss_before_mib": rss_before, "peak_rss_mib_in_process": peak, "values_path": str(work / "values.parquet")}
+            "rss_before_mib": rss_before, "peak_rss_mib_in_process": peak,
+            "values_path": str(work / "values.parquet")}
 
 
 def op_materialize(ars, spec: dict, work: Path, online: str | None) -> dict:
@@ -171,21 +174,16 @@ def op_materialize(ars, spec: dict, work: Path, online: str | None) -> dict:
     t0 = time.perf_counter()
     results = materialize(fs, spec)
     seconds = time.perf_counter() - t0
-    return {"times": [seconds], "end": spec["end"], "results": describe(results), "rss_before_mib": rss_before,
+    return {"times": [seconds], "end": spec["end"], "results": describe(results),
+            "rss_before_mib": rss_before,
             "peak_rss_mib_in_process": peak_mib()}
 
 
-def op_online(ars, spec: dict, work: Path, online: str | None, fill: bool) -> dict:
+def op_online(ars, spec: dict, work: Path, online: str | None) -> dict:
     import numpy as np
 
-    fs = make_store(ars, work, online)
+    fs = make_store(ars, work, online)  # the folder `materialize` filled
     result: dict = {"online": online or "sqlite:///<work>/online.db"}
-    if fill:
-        objects, _, _ = definitions(ars, spec, 1)
-        apply(fs, objects)
-        t0 = time.perf_counter()
-        results = materialize(fs, spec)
-        result.update(materialize_seconds=time.perf_counter() - t0, materialize_results=describe(results))
     requests = json.loads(Path(spec["requests_path"]).read_text())
     refs = [f"txn_stats:{f}" for f in FEATURES]
 
@@ -211,10 +209,9 @@ def op_online(ars, spec: dict, work: Path, online: str | None, fill: bool) -> di
         answers.append(got)
     values = np.array([[np.nan if v is None else v for v in (a[f][k] for f in FEATURES)]
                        for a, ids in zip(answers, requests) for k in range(len(ids))], dtype="float64")
-    np.save(work / "online.npy" if not fill else work / "online-redis.npy", values)
+    np.save(work / "online.npy", values)
     result.update(request_seconds=times, times=[sum(times)], requests=len(requests),
-                  batch=len(requests[0]) if requests else 0,
-                  values_path=str(work / ("online.npy" if not fill else "online-redis.npy")),
+                  batch=len(requests[0]) if requests else 0, values_path=str(work / "online.npy"),
                   non_null=int(np.isfinite(values).all(axis=1).sum()), peak_rss_mib_in_process=peak_mib())
     return result
 
@@ -227,7 +224,6 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--views", type=int, choices=[1, 3], default=1, help="historical: 1 or 3 views")
     parser.add_argument("--online", default=None, help="online store URL (default SQLite in --work)")
-    parser.add_argument("--materialize", action="store_true", help="online: apply and materialize first")
     args = parser.parse_args()
 
     spec = json.loads(Path(args.spec).read_text())
@@ -240,7 +236,7 @@ def main() -> None:
     elif args.operation == "materialize":
         result = op_materialize(ars, spec, work, args.online)
     else:
-        result = op_online(ars, spec, work, args.online, args.materialize)
+        result = op_online(ars, spec, work, args.online)
     import pandas
 
     result.update(operation=args.operation, version=getattr(ars, "__version__", "unknown"),

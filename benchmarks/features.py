@@ -43,9 +43,9 @@ What it does:
                     customers each (the same lists on both sides),
                     get_online_features in-process, after 20 warm-up requests;
                     median and p99 ms per request. Arsenale also against Redis
-                    (--redis; db flushed first, materialized there untimed in
-                    the figure but reported), skipped with a note if
-                    unreachable.
+                    (--redis; the db flushed first, then materialized into
+                    and read in two processes, like SQLite), skipped with a
+                    note if unreachable.
     4. correctness  both sides' historical values, row by row (joined on the
                     entity row's position): where Feast returns a row the
                     values must be equal (1e-9); mismatches and the rows each
@@ -238,19 +238,22 @@ def generate(n_events: int, n_entities: int, seed: int, folder: Path, end: datet
     hi = idx + 1
     expected["count_7d"] = hi - lo
     for name, col in (("f1", f1), ("f2", f2), ("f3", f3)):
-        cs = np.concatenate([[0.0], np.cumsum(col)])
-        expected[f"{name}_sum_7d"] = cs[hi] - cs[lo]
+        # Extended precision: a float64 running sum over 10M events loses ~1e-8 in the differences.
+        cs = np.concatenate([[0.0], np.cumsum(col, dtype=np.longdouble)])
+        expected[f"{name}_sum_7d"] = (cs[hi] - cs[lo]).astype("float64")
+        del cs
     pq.write_table(pa.table(expected), folder / "expected.parquet")
 
     # Online requests: REQUESTS × BATCH random known customers (same lists for both sides).
     requests_path = folder / "requests.json"
     spec = {"events_path": str(folder / "events.parquet"), "entities_path": str(folder / "entities.parquet"),
             "expected_path": str(folder / "expected.parquet"), "requests_path": str(requests_path),
-            "start": start.isoformat(), "end": end.isoformat(), "ttl_days": TTL_DAYS, "window_days": WINDOW_DAYS,
+            "start": start.isoformat(), "end": end.isoformat(), "ttl_days": TTL_DAYS,
+            "window_days": WINDOW_DAYS,
             "events": n_events, "entity_rows": n_entities, "customers": CUSTOMERS,
             "unknown_customers": UNKNOWN_CUSTOMERS, "seed": seed,
             "rows_with_event_in_ttl": int(found.sum()),
-            "rows_unknown_customer": int((ec > CUSTOMERS).sum())}
+            "rows_unknown_customer": int((~np.isin(ec, cust)).sum())}  # customers without any event
     # Online reads after a full materialization: each customer's latest event overall.
     last = np.flatnonzero(np.r_[cust[1:] != cust[:-1], True])
     latest = {"customer_id": cust[last], "event_us": t[last] + start_us, "f1": f1[last], "f2": f2[last],
@@ -297,14 +300,16 @@ def redis_flush(url: str) -> str | None:
 
 class Runner:
     def __init__(self, arsenale_python: str, tmp_root: Path, keep: bool, timeout: float, feast_mem_gb: float):
-        self.arsenale_python, self.tmp_root, self.keep = arsenale_python, tmp_root, keep
+        # Absolute (the children run in their own folders) but not resolved: a venv's python is a symlink.
+        self.arsenale_python = (os.path.abspath(arsenale_python) if os.sep in arsenale_python
+                                else arsenale_python)
+        self.tmp_root, self.keep = tmp_root, keep
         self.timeout, self.feast_mem_gb = timeout, feast_mem_gb
 
     def run(self, side: str, operation: str, spec_path: Path, work: Path | None = None,
             extra: list[str] | None = None, label: str | None = None) -> dict:
         """One side's operation as a whole process; its JSON result plus wall time and peak RSS."""
         label = label or operation
-        fresh = work is None
         work = work or Path(tempfile.mkdtemp(prefix=f"{side}-{label}-", dir=self.tmp_root))
         out = work / f"result-{label}.json"
         args = [operation, "--spec", str(spec_path), "--work", str(work), "--out", str(out), *(extra or [])]
@@ -319,8 +324,10 @@ class Runner:
         with open(err_path, "w") as err:
             t0 = time.perf_counter()
             # Own session, so a timeout ends this child and whatever it started, nothing else.
-            proc = subprocess.Popen(cmd, cwd=work, env=side_env(side), stdout=err, stderr=err,
-                                    start_new_session=True)
+            env = side_env(side)
+            if side == "arsenale":  # anything the platform keeps in its home stays in this folder
+                env["ARSENALE_HOME"] = str(work / ".arsenale")
+            proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=err, stderr=err, start_new_session=True)
 
             def kill() -> None:
                 timed_out.set()
@@ -349,12 +356,17 @@ class Runner:
             kind = "timeout" if timed_out.is_set() else ("OOM" if oom else "failed")
             log(f"{side} {label} {kind.upper()} after {wall:.1f}s (exit {code}, peak {peak:,.0f} MiB):\n    "
                 + "\n    ".join(tail))
-            return {**base, "error": f"exit {code}", "kind": kind, "stderr_tail": tail}
+            side_error = None
+            if out.exists():
+                try:
+                    side_error = json.loads(out.read_text()).get("error")
+                except ValueError:
+                    pass
+            return {**base, "error": side_error or f"exit {code}", "exit": code, "kind": kind,
+                    "stderr_tail": tail}
         result = json.loads(out.read_text())
         result.update(base)
         log(f"{side:8s} {label:22s} {summary_line(result)} (process {wall:.1f}s, peak {peak:,.0f} MiB)")
-        if fresh and not self.keep and operation == "historical":
-            pass  # values are read by the comparison, removed with tmp_root
         return result
 
 
@@ -396,7 +408,8 @@ def compare_historical(spec: dict, feast: dict | None, arsenale: dict | None) ->
         av = pq.read_table(arsenale["values_path"]).to_pandas()
         a = av[["f1", "f2", "f3"]].to_numpy(dtype="float64", na_value=np.nan)
         ok = close(a, ref).all(axis=1)
-        out["arsenale"] = {"rows_returned": len(av), "rows_with_values": int((~np.isnan(a)).all(axis=1).sum()),
+        out["arsenale"] = {"rows_returned": len(av),
+                           "rows_with_values": int((~np.isnan(a)).all(axis=1).sum()),
                            "mismatches_vs_reference": int((~ok).sum()),
                            "order_kept": bool(av["customer_id"].to_numpy().tolist()
                                               == pq.read_table(spec["entities_path"], columns=["customer_id"])
@@ -440,17 +453,25 @@ def compare_big_views(spec: dict, result: dict) -> dict:
         return {"note": f"returned {len(got)} rows for {len(exp)} entity rows"}
     out = {}
     for prefix, i in (("a", 1), ("b", 2), ("c", 3)):
-        plain = got[[f"{prefix}_f1", f"{prefix}_f2", f"{prefix}_f3"]].to_numpy(dtype="float64", na_value=np.nan)
+        plain = got[[f"{prefix}_{f}" for f in ("f1", "f2", "f3")]].to_numpy(dtype="float64", na_value=np.nan)
         ok_plain = close(plain, exp[["f1", "f2", "f3"]].to_numpy()).all(axis=1)
         s = got[f"{prefix}_f{i}_sum_7d"].to_numpy(dtype="float64", na_value=np.nan)
         ref = exp[f"f{i}_sum_7d"].to_numpy()
         empty = exp["count_7d"].to_numpy() == 0
         # An empty window may come back as null or 0: both accepted, counted.
         ok_sum = close(s, ref) | (empty & np.isnan(s))
-        out[f"view_{prefix}"] = {"plain_mismatches": int((~ok_plain).sum()), "sum_7d_mismatches": int((~ok_sum).sum()),
+        diff = np.abs(s - ref)[~empty & ~np.isnan(s)]
+        out[f"view_{prefix}"] = {"plain_mismatches": int((~ok_plain).sum()),
+                                 "sum_7d_mismatches": int((~ok_sum).sum()),
                                  "empty_windows": int(empty.sum()),
-                                 "empty_windows_null": int((empty & np.isnan(s)).sum())}
-    out["mismatches"] = sum(v["plain_mismatches"] + v["sum_7d_mismatches"] for v in out.values())
+                                 "empty_windows_null": int((empty & np.isnan(s)).sum()),
+                                 "sum_7d_max_abs_diff": float(diff.max()) if len(diff) else None}
+        if (~ok_sum).any():
+            bad = np.flatnonzero(~ok_sum)[:5]
+            out[f"view_{prefix}"]["examples"] = [
+                {"row": int(r), "arsenale": float(s[r]), "reference": float(ref[r]),
+                 "events_in_window": int(exp["count_7d"].iat[r])} for r in bad]
+    out["mismatches"] = sum(v["plain_mismatches"] + v["sum_7d_mismatches"] for v in list(out.values()))
     return out
 
 
@@ -480,7 +501,11 @@ def compare_online(spec: dict, feast: dict | None, arsenale: dict | None, label:
                          "mismatches_vs_latest_fresh_only": int((~ok & ~stale).sum())}
     if len(vals) == 2:
         f, a = vals["feast"], vals[label]
-        out["mismatches"] = int((~close(a, f).all(axis=1)).sum())
+        differ = ~close(a, f).all(axis=1)
+        out["mismatches"] = int(differ.sum())
+        out["mismatches_fresh"] = int((differ & ~stale).sum())
+        hidden = stale & ~np.isnan(f).any(axis=1) & np.isnan(a).all(axis=1)
+        out["stale_feast_value_arsenale_null"] = int(hidden.sum())
     return out
 
 
@@ -524,7 +549,8 @@ def print_table(rows: list[dict]) -> None:
         t = r["target"]
         target = t if isinstance(t, str) else (f"≥{t:g}×" if t else "—")
         met = {True: "ok", False: "MISS", None: ""}[r["met"]]
-        table.append([r["name"], fmt(r["feast"], r["unit"]), fmt(r["arsenale"], r["unit"]), ratio, target, met])
+        table.append([r["name"], fmt(r["feast"], r["unit"]), fmt(r["arsenale"], r["unit"]), ratio, target,
+                      met])
     widths = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(headers)]
     line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
     print(line)
@@ -556,32 +582,246 @@ def online_stat(p: float):
 
 
 def failure(results: list[dict]) -> str | None:
-    """'OOM/failed after N s' when every attempt failed."""
+    """'OOM after N s' (or 'failed', 'timeout') when every attempt failed."""
     bad = [r for r in results if r and "error" in r]
     if results and len(bad) == len(results):
         r = bad[-1]
-        return f"{'OOM' if r.get('kind') == 'OOM' else r.get('kind', 'failed')}/failed after {r['wall_seconds']:.0f} s"
+        return f"{r.get('kind', 'failed')} after {r['wall_seconds']:.0f} s"
     return None
 
 
+def partial(label: str, results: dict[str, list[dict]]) -> str:
+    """A note for the rounds that failed when others did not (their figures are left out)."""
+    parts = []
+    for side, rs in results.items():
+        bad = [r for r in rs if "error" in r]
+        if bad and len(bad) < len(rs):
+            parts.append(f"{side} {label}: {len(bad)} of {len(rs)} rounds failed, left out ({why(bad[-1])})")
+    return "; ".join(parts)
+
+
+def why(r: dict) -> str:
+    """The last line a failed side printed, else its error."""
+    tail = r.get("stderr_tail") or []
+    return tail[-1].strip() if tail else str(r.get("error"))
+
+
+
 # ---- the benchmark -------------------------------------------------------------------------
+
+def first_ok(results: list[dict]) -> dict | None:
+    return next((r for r in results if "error" not in r), None)
+
+
+def run_default(runner: Runner, spec_path: Path, ops: set[str], sides: set[str], repeat: int,
+                redis: str | None) -> dict:
+    """The default-size rounds: every measurement of both sides, alternating."""
+    names = ("historical", "materialize", "online_sqlite", "online_redis", "materialize_redis")
+    raw: dict = {name: {"feast": [], "arsenale": []} for name in names}
+    for i in range(repeat):
+        log(f"— round {i + 1}/{repeat} —")
+        for side in ("feast", "arsenale"):
+            if side not in sides:
+                continue
+            if "historical" in ops:
+                raw["historical"][side].append(runner.run(side, "historical", spec_path))
+            if ops & {"materialize", "online"}:
+                m = runner.run(side, "materialize", spec_path)
+                raw["materialize"][side].append(m)
+                if "online" in ops:
+                    if "error" in m:
+                        o = {"error": "materialize failed", "kind": "failed", "wall_seconds": 0.0}
+                    else:
+                        o = runner.run(side, "online", spec_path, work=Path(m["workdir"]))
+                    raw["online_sqlite"][side].append(o)
+            if side == "arsenale" and redis:
+                flush_error = redis_flush(redis)
+                if flush_error:
+                    raw["online_redis"][side].append({"error": flush_error, "kind": "failed",
+                                                      "wall_seconds": 0.0})
+                    continue
+                m = runner.run(side, "materialize", spec_path, extra=["--online", redis],
+                               label="materialize-redis")
+                raw["materialize_redis"][side].append(m)
+                if "error" in m:
+                    o = {"error": "materialize failed", "kind": "failed", "wall_seconds": 0.0}
+                else:
+                    o = runner.run(side, "online", spec_path, work=Path(m["workdir"]),
+                                   extra=["--online", redis], label="online-redis")
+                raw["online_redis"][side].append(o)
+    return raw
+
+
+def run_big(runner: Runner, big_path: Path, sides: set[str], repeat: int) -> dict:
+    raw: dict = {"feast": [], "arsenale": [], "arsenale_3views": []}
+    for _ in range(repeat):
+        if "feast" in sides:
+            raw["feast"].append(runner.run("feast", "historical", big_path, label="big-historical"))
+        if "arsenale" in sides:
+            raw["arsenale"].append(runner.run("arsenale", "historical", big_path, label="big-historical"))
+            raw["arsenale_3views"].append(runner.run("arsenale", "historical", big_path,
+                                                     extra=["--views", "3"], label="big-historical-3views"))
+    return raw
+
+
+def default_rows(raw: dict, comparisons: dict, spec: dict, sides: set[str], redis: str,
+                 redis_note: str | None) -> list[dict]:
+    rows: list[dict] = []
+    h, m = raw["historical"], raw["materialize"]
+    if h["feast"] or h["arsenale"]:
+        note = ""
+        note = "; ".join(f"{s}: {failure(h[s])}: {why(h[s][-1])}"
+                         for s in ("feast", "arsenale") if failure(h[s]))
+        rows.append(row("1. historical retrieval", "s", failure(h["feast"]) or med(h["feast"], seconds),
+                        failure(h["arsenale"]) or med(h["arsenale"], seconds), TARGETS["historical"],
+                        note=note))
+        rows.append(row("   peak RSS (process)", "MiB", med(h["feast"], lambda r: r["peak_rss_mib"]),
+                        med(h["arsenale"], lambda r: r["peak_rss_mib"]),
+                        note="the child's ru_maxrss, imports and the entity rows included; "
+                             "ratio = Feast / Arsenale"))
+    if m["feast"] or m["arsenale"]:
+        note = (f"{spec['events']:,} events of {CUSTOMERS:,} customers; Feast materialize(start, end), "
+                f"Arsenale materialize(end=end)")
+        note += "".join(f"; {s}: {why(m[s][-1])}" for s in ("feast", "arsenale") if failure(m[s]))
+        rows.append(row("2. materialize → SQLite", "s", failure(m["feast"]) or med(m["feast"], seconds),
+                        failure(m["arsenale"]) or med(m["arsenale"], seconds), TARGETS["materialize"],
+                        note=note))
+    o, r = raw["online_sqlite"], raw["online_redis"]
+    if o["feast"] or o["arsenale"]:
+        f50 = failure(o["feast"]) or med(o["feast"], online_stat(50))
+        f99 = failure(o["feast"]) or med(o["feast"], online_stat(99))
+        a_fail = failure(o["arsenale"])
+        note = f"{spec['requests']:,} requests × {spec['batch']} customers, in-process"
+        note += f"; Arsenale: {why(o['arsenale'][-1])}" if a_fail else ""
+        rows.append(row("3. online median (SQLite)", "ms", f50, a_fail or med(o["arsenale"], online_stat(50)),
+                        note=note))
+        rows.append(row("   online p99 (SQLite)", "ms", f99, a_fail or med(o["arsenale"], online_stat(99)),
+                        TARGETS["online_p99"]))
+        if r["arsenale"]:
+            r_fail = failure(r["arsenale"])
+            note = f"{redis}; Feast's figure is its SQLite store (the brief's configuration)"
+            note += f"; Arsenale: {why(r['arsenale'][-1])}" if r_fail else ""
+            rows.append(row("   online median (Arsenale Redis)", "ms", f50,
+                            r_fail or med(r["arsenale"], online_stat(50)), note=note))
+            rows.append(row("   online p99 (Arsenale Redis)", "ms", f99,
+                            r_fail or med(r["arsenale"], online_stat(99)), TARGETS["online_p99"]))
+            rows.append(row("   materialize → Redis", "s", None,
+                            med(raw["materialize_redis"]["arsenale"], seconds),
+                            note="Arsenale only, no target"))
+        elif "arsenale" in sides:
+            rows.append(row("   online (Arsenale Redis)", "ms", None, "skipped",
+                            note=f"{redis} unreachable: {redis_note}" if redis_note else "--redis none"))
+    if "historical" in comparisons:
+        c = comparisons["historical"]
+        mism = c.get("mismatches")
+        rows.append(row("4. mismatches (where Feast has a row)", "count", None, mism,
+                        met=None if mism is None else mism == 0, note=correctness_note(c)))
+        rows[-1]["target"] = "0"
+        fc, ac = c.get("feast", {}), c.get("arsenale", {})
+        note = (f"of {c['entity_rows']:,}; with a value: Feast {fc.get('rows_with_values', 0):,}, Arsenale "
+                f"{ac.get('rows_with_values', 0):,}; reference: {c['rows_with_event_in_ttl']:,} rows have an "
+                f"event within the TTL, {c['rows_unknown_customer']:,} are of customer ids without any event")
+        rows.append(row("   entity rows returned", "count", fc.get("rows_returned"), ac.get("rows_returned"),
+                        note=note, ratio=0.0))
+        rows[-1]["ratio"] = None
+    for key, label, side in (("online_sqlite", "SQLite", "arsenale"),
+                             ("online_redis", "Redis", "arsenale_redis")):
+        c = comparisons.get(key, {})
+        if "mismatches" not in c:
+            continue
+        fresh = c["lookups"] - c["lookups_older_than_ttl_now"]
+        note = (f"of the {fresh:,} lookups (of {c['lookups']:,}) whose latest event is within the TTL now. "
+                f"The other {c['lookups_older_than_ttl_now']:,} are older than the TTL: Feast returns the "
+                f"stale value, Arsenale null ({c['stale_feast_value_arsenale_null']:,} such answers; "
+                f"{c['mismatches'] - c['mismatches_fresh']:,} differ in all). Non-null: Feast "
+                f"{c['feast']['non_null']:,}, Arsenale {c.get(side, {}).get('non_null', 0):,}")
+        rows.append(row(f"   online answers differ ({label})", "count", None, c["mismatches_fresh"],
+                        met=c["mismatches_fresh"] == 0, note=note))
+        rows[-1]["target"] = "0"
+    notes = [partial(name, raw[name])
+             for name in ("historical", "materialize", "online_sqlite", "online_redis")]
+    if any(notes) and rows:
+        rows[0]["note"] = "; ".join(n for n in [rows[0]["note"], *notes] if n)
+    return rows
+
+
+def big_rows(raw: dict, comparisons: dict, feast_mem_gb: float) -> list[dict]:
+    rows: list[dict] = []
+    b = raw
+    note = (f"{BIG_SIZE[0]:,} events / {BIG_SIZE[1]:,} entity rows; Feast's address space capped at "
+            f"{feast_mem_gb:g} GiB")
+    rows.append(row("5. big: historical (1 view)", "s", failure(b["feast"]) or med(b["feast"], seconds),
+                    failure(b["arsenale"]) or med(b["arsenale"], seconds), note=note))
+    rows.append(row("   big: peak RSS (1 view)", "MiB", med(b["feast"], lambda r: r["peak_rss_mib"]),
+                    med(b["arsenale"], lambda r: r["peak_rss_mib"])))
+    if b["feast"] and failure(b["feast"]):
+        last = b["feast"][-1]
+        rows[-1]["feast"], rows[-1]["ratio"] = last["peak_rss_mib"], None
+        rows[-1]["note"] = f"Feast's figure is its peak before it failed ({last['kind']}: {last['error']})"
+    t3 = med(b["arsenale_3views"], seconds)
+    p3 = med(b["arsenale_3views"], lambda r: r["peak_rss_mib"])
+    c3 = comparisons.get("big_3views", {})
+    note = (f"12 features (f1..f3 plain and sum(f) over 7d, per view); mismatches vs the NumPy reference: "
+            f"{c3.get('mismatches', '—')}")
+    if failure(b["arsenale_3views"]):
+        note += f"; Arsenale: {why(b['arsenale_3views'][-1])}"
+    rows.append(row("   big: 3 views + sum over 7d", "s", None, failure(b["arsenale_3views"]) or t3,
+                    met=None if t3 is None else t3 < BIG_TARGET_S, note=note))
+    rows[-1]["target"] = f"<{BIG_TARGET_S:g} s"
+    rows.append(row("   big: peak RSS (3 views)", "MiB", None, p3,
+                    met=None if p3 is None else p3 < BIG_TARGET_GIB * 1024))
+    rows[-1]["target"] = f"<{BIG_TARGET_GIB:g} GiB"
+    c = comparisons.get("big", {})
+    if "mismatches" in c:
+        rows.append(row("   big: mismatches (1 view)", "count", None, c["mismatches"],
+                        met=c["mismatches"] == 0, note=correctness_note(c)))
+        rows[-1]["target"] = "0"
+    elif c.get("arsenale"):
+        n = c["arsenale"]["mismatches_vs_reference"]
+        rows.append(row("   big: mismatches vs reference", "count", None, n, met=n == 0,
+                        note="Arsenale's 1-view values against the NumPy reference (Feast has none)"))
+        rows[-1]["target"] = "0"
+    return rows
+
+
+def correctness_note(c: dict) -> str:
+    parts = []
+    if "compared_rows" in c:
+        parts.append(f"{c['compared_rows']:,} rows compared (tolerance {TOLERANCE:g})")
+        parts.append(f"Arsenale values on rows Feast dropped: {c['arsenale_values_on_rows_feast_dropped']:,}")
+    for side in ("feast", "arsenale"):
+        if side in c and c[side].get("mismatches_vs_reference") is not None:
+            parts.append(f"{side} vs the NumPy reference: {c[side]['mismatches_vs_reference']:,} mismatches")
+    if "feast" in c:
+        parts.append(f"Feast dropped {c['feast']['rows_dropped']:,} rows "
+                     f"({c['feast']['dropped_rows_with_event_in_ttl']:,} of them had an event in the TTL)")
+    if c.get("arsenale", {}).get("order_kept") is False:
+        parts.append("Arsenale did NOT keep the entity rows' order")
+    if c.get("arsenale", {}).get("note"):
+        parts.append(f"Arsenale {c['arsenale']['note']}")
+    if c.get("examples"):
+        parts.append(f"first mismatches: {c['examples']}")
+    return "; ".join(parts)
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the default sizes (not --big's)")
     parser.add_argument("--repeat", type=int, default=3, help="rounds of every measurement; medians reported")
-    parser.add_argument("--only", default="historical,materialize,online", help="comma list of: "
-                        + ",".join(OPERATIONS))
+    parser.add_argument("--only", default="historical,materialize,online",
+                        help="comma list of: " + ",".join(OPERATIONS))
     parser.add_argument("--big", action="store_true", help="add the 10M events / 1M entity rows case")
     parser.add_argument("--big-repeat", type=int, default=1, help="rounds of the big case")
     parser.add_argument("--sides", default="feast,arsenale", help="comma list of: feast,arsenale")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/14",
                         help="Arsenale's second online store (flushed first); 'none' to skip")
-    parser.add_argument("--feast-mem-gb", type=float, default=15.0, help="RLIMIT_AS of Feast's processes (0: none)")
+    parser.add_argument("--feast-mem-gb", type=float, default=15.0,
+                        help="RLIMIT_AS of Feast's processes in GiB (0: none)")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds before a process is killed")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--arsenale-python", default=sys.executable, help="interpreter with arsenale importable")
+    parser.add_argument("--arsenale-python", default=sys.executable,
+                        help="interpreter with arsenale importable")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--keep", action="store_true", help="keep the data and the stores")
     args = parser.parse_args()
@@ -602,12 +842,13 @@ def main() -> int:
 
     n_events = max(CUSTOMERS, round(DEFAULT_SIZE[0] * args.scale))
     n_entities = max(1_000, round(DEFAULT_SIZE[1] * args.scale))
-    n_requests = max(100, round(REQUESTS * min(1.0, args.scale))) if args.scale < 1 else REQUESTS
+    n_requests = max(100, round(REQUESTS * args.scale)) if args.scale < 1 else REQUESTS
     end = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
     tmp_root = Path(tempfile.mkdtemp(prefix="arsenale-bench-features-"))
     runner = Runner(args.arsenale_python, tmp_root, args.keep, args.timeout, args.feast_mem_gb)
     raw: dict = {}
     comparisons: dict = {}
+    redis = None if args.redis.lower() == "none" else args.redis
     redis_note = None
     started = time.time()
     load_before = os.getloadavg()
@@ -625,58 +866,30 @@ def main() -> int:
             spec_path.write_text(json.dumps(spec, indent=2))
             log(f"data ready in {time.perf_counter() - t0:.1f}s: {spec['rows_with_event_in_ttl']:,} of "
                 f"{n_entities:,} entity rows have an event within the TTL")
-            use_redis = "arsenale" in sides and "online" in default_ops and args.redis.lower() != "none"
-            if use_redis:
-                redis_note = redis_flush(args.redis)
+            if not ("arsenale" in sides and "online" in default_ops):
+                redis = None
+            if redis:
+                redis_note = redis_flush(redis)
                 if redis_note:
-                    log(f"Redis at {args.redis} unreachable ({redis_note}); skipping the Redis measurement")
-                    use_redis = False
-            for name in ("historical", "materialize", "online_sqlite", "online_redis", "materialize_redis"):
-                raw[name] = {"feast": [], "arsenale": []}
-            for i in range(args.repeat):
-                log(f"— round {i + 1}/{args.repeat} —")
-                for side in ("feast", "arsenale"):
-                    if side not in sides:
-                        continue
-                    if "historical" in default_ops:
-                        raw["historical"][side].append(runner.run(side, "historical", spec_path))
-                    if default_ops & {"materialize", "online"}:
-                        m = runner.run(side, "materialize", spec_path)
-                        raw["materialize"][side].append(m)
-                        if "online" in default_ops:
-                            if "error" in m:
-                                raw["online_sqlite"][side].append({"error": "materialize failed", "kind": "failed",
-                                                                   "wall_seconds": 0.0})
-                            else:
-                                raw["online_sqlite"][side].append(
-                                    runner.run(side, "online", spec_path, work=Path(m["workdir"])))
-                    if side == "arsenale" and use_redis:
-                        flush_error = redis_flush(args.redis)
-                        if flush_error:
-                            raw["online_redis"][side].append({"error": flush_error, "kind": "failed",
-                                                              "wall_seconds": 0.0})
-                            continue
-                        r = runner.run(side, "online", spec_path, extra=["--online", args.redis, "--materialize"],
-                                       label="online-redis")
-                        raw["online_redis"][side].append(r)
-                        if "materialize_seconds" in r:
-                            raw["materialize_redis"][side].append({"times": [r["materialize_seconds"]]})
-            first = {k: {s: next((r for r in v[s] if "error" not in r), None) for s in v} for k, v in raw.items()}
+                    log(f"Redis at {redis} unreachable ({redis_note}); skipping the Redis measurement")
+                    redis = None
+            raw = run_default(runner, spec_path, default_ops, sides, args.repeat, redis)
             if "historical" in default_ops:
-                comparisons["historical"] = compare_historical(spec, first["historical"]["feast"],
-                                                               first["historical"]["arsenale"])
+                comparisons["historical"] = compare_historical(spec, first_ok(raw["historical"]["feast"]),
+                                                               first_ok(raw["historical"]["arsenale"]))
             if "online" in default_ops:
-                comparisons["online_sqlite"] = compare_online(spec, first["online_sqlite"]["feast"],
-                                                              first["online_sqlite"]["arsenale"], "arsenale")
-                if first["online_redis"]["arsenale"]:
-                    comparisons["online_redis"] = compare_online(spec, first["online_sqlite"]["feast"],
-                                                                 first["online_redis"]["arsenale"], "arsenale_redis")
+                feast_online = first_ok(raw["online_sqlite"]["feast"])
+                comparisons["online_sqlite"] = compare_online(
+                    spec, feast_online, first_ok(raw["online_sqlite"]["arsenale"]), "arsenale")
+                if first_ok(raw["online_redis"]["arsenale"]):
+                    comparisons["online_redis"] = compare_online(spec, feast_online,
+                                                                 first_ok(raw["online_redis"]["arsenale"]),
+                                                                 "arsenale_redis")
             if not args.keep:  # free the disk before the big case
-                for v in raw.values():
-                    for results in v.values():
-                        for r in results:
-                            if r.get("workdir") and "error" not in r:
-                                shutil.rmtree(r["workdir"], ignore_errors=True)
+                for results in (rs for op in raw.values() for rs in op.values()):
+                    for r in results:
+                        if r.get("workdir") and "error" not in r:
+                            shutil.rmtree(r["workdir"], ignore_errors=True)
         if "big" in only:
             log(f"generating the big case: {BIG_SIZE[0]:,} events / {BIG_SIZE[1]:,} entity rows …")
             t0 = time.perf_counter()
@@ -685,20 +898,10 @@ def main() -> int:
             big_path = tmp_root / "big" / "spec.json"
             big_path.write_text(json.dumps(big_spec, indent=2))
             log(f"big data ready in {time.perf_counter() - t0:.1f}s")
-            raw["big"] = {"feast": [], "arsenale": [], "arsenale_3views": []}
-            for i in range(args.big_repeat):
-                if "feast" in sides:
-                    raw["big"]["feast"].append(runner.run("feast", "historical", big_path, label="big-historical"))
-                if "arsenale" in sides:
-                    raw["big"]["arsenale"].append(runner.run("arsenale", "historical", big_path,
-                                                             label="big-historical"))
-                    raw["big"]["arsenale_3views"].append(runner.run("arsenale", "historical", big_path,
-                                                                    extra=["--views", "3"],
-                                                                    label="big-historical-3views"))
-            fb = next((r for r in raw["big"]["feast"] if "error" not in r), None)
-            ab = next((r for r in raw["big"]["arsenale"] if "error" not in r), None)
-            comparisons["big"] = compare_historical(big_spec, fb, ab)
-            a3 = next((r for r in raw["big"]["arsenale_3views"] if "error" not in r), None)
+            raw["big"] = run_big(runner, big_path, sides, args.big_repeat)
+            comparisons["big"] = compare_historical(big_spec, first_ok(raw["big"]["feast"]),
+                                                    first_ok(raw["big"]["arsenale"]))
+            a3 = first_ok(raw["big"]["arsenale_3views"])
             if a3:
                 comparisons["big_3views"] = compare_big_views(big_spec, a3)
     finally:
@@ -707,103 +910,26 @@ def main() -> int:
         else:
             shutil.rmtree(tmp_root, ignore_errors=True)
 
-    for op in raw.values():
-        for r in op.get("arsenale", []):
-            if r.get("version"):
-                versions["arsenale"] = r["version"]
+    for r in (r for op in raw.values() for r in op.get("arsenale", [])):
+        if r.get("version"):
+            versions["arsenale"] = r["version"]
     load_after = os.getloadavg()
 
-    rows: list[dict] = []
-    if "historical" in raw:
-        h = raw["historical"]
-        note = ""
-        if failure(h["feast"]) or failure(h["arsenale"]):
-            note = f"Feast: {failure(h['feast']) or 'ok'}; Arsenale: {failure(h['arsenale']) or 'ok'}"
-        rows.append(row("1. historical retrieval", "s", failure(h["feast"]) or med(h["feast"], seconds),
-                        failure(h["arsenale"]) or med(h["arsenale"], seconds), TARGETS["historical"], note=note))
-        rows.append(row("   peak RSS (process)", "MiB", med(h["feast"], lambda r: r["peak_rss_mib"]),
-                        med(h["arsenale"], lambda r: r["peak_rss_mib"]),
-                        note="the child's ru_maxrss, imports and the entity rows included"))
-    if "materialize" in raw:
-        m = raw["materialize"]
-        rows.append(row("2. materialize → SQLite", "s", failure(m["feast"]) or med(m["feast"], seconds),
-                        failure(m["arsenale"]) or med(m["arsenale"], seconds), TARGETS["materialize"],
-                        note=f"{spec['events']:,} events of {CUSTOMERS:,} customers; Feast materialize(start, end), "
-                             f"Arsenale materialize(end=end)"))
-    if "online_sqlite" in raw and "online" in only:
-        o, r = raw["online_sqlite"], raw["online_redis"]
-        f50, f99 = med(o["feast"], online_stat(50)), med(o["feast"], online_stat(99))
-        per = f"{spec['requests']:,} requests × {spec['batch']} customers"
-        rows.append(row("3. online median (SQLite)", "ms", f50, med(o["arsenale"], online_stat(50)), note=per))
-        rows.append(row("   online p99 (SQLite)", "ms", f99, med(o["arsenale"], online_stat(99)),
-                        TARGETS["online_p99"]))
-        if r["arsenale"]:
-            rows.append(row("   online median (Arsenale Redis)", "ms", f50, med(r["arsenale"], online_stat(50)),
-                            note="Feast's figure is its SQLite store (the brief's configuration)"))
-            rows.append(row("   online p99 (Arsenale Redis)", "ms", f99, med(r["arsenale"], online_stat(99)),
-                            TARGETS["online_p99"]))
-            rows.append(row("   materialize → Redis", "s", None, med(raw["materialize_redis"]["arsenale"], seconds),
-                            note="Arsenale only, no target"))
-        elif "arsenale" in sides:
-            rows.append(row("   online (Arsenale Redis)", "ms", None, "skipped",
-                            note=f"{args.redis} unreachable: {redis_note}" if redis_note else "not measured"))
-    if "historical" in comparisons:
-        c = comparisons["historical"]
-        mism = c.get("mismatches")
-        rows.append(row("4. mismatches (where Feast has a row)", "count", None, mism, met=(mism == 0) if mism is not
-                        None else None, note=_correctness_note(c)))
-        rows[-1]["target"] = "0"
-        rows.append(row("   entity rows returned", "count", c.get("feast", {}).get("rows_returned"),
-                        c.get("arsenale", {}).get("rows_returned"),
-                        note=f"of {c['entity_rows']:,}; with a value: Feast "
-                             f"{c.get('feast', {}).get('rows_with_values', '—'):,} / Arsenale "
-                             f"{c.get('arsenale', {}).get('rows_with_values', '—'):,} (reference: "
-                             f"{c['rows_with_event_in_ttl']:,} rows have an event in the TTL; "
-                             f"{c['rows_unknown_customer']:,} rows are unknown customers)"
-                        if "feast" in c and "arsenale" in c else ""))
-        rows[-1]["ratio"] = None
-    for key in ("online_sqlite", "online_redis"):
-        if key in comparisons and "mismatches" in comparisons[key]:
-            c = comparisons[key]
-            label = "SQLite" if key == "online_sqlite" else "Redis"
-            a = c.get("arsenale" if key == "online_sqlite" else "arsenale_redis", {})
-            rows.append(row(f"   online answers differ ({label})", "count", None, c["mismatches"],
-                            note=f"of {c['lookups']:,} lookups vs Feast; non-null Feast {c['feast']['non_null']:,} / "
-                                 f"Arsenale {a.get('non_null', 0):,}; {c['lookups_older_than_ttl_now']:,} lookups "
-                                 f"are of customers whose last event is older than the TTL now"))
+    rows = default_rows(raw, comparisons, spec, sides, args.redis, redis_note) if spec else []
     if "big" in raw:
-        b = raw["big"]
-        fb = failure(b["feast"]) or med(b["feast"], seconds)
-        rows.append(row("5. big: historical (1 view)", "s", fb, failure(b["arsenale"]) or med(b["arsenale"], seconds),
-                        note=f"{BIG_SIZE[0]:,} events / {BIG_SIZE[1]:,} entity rows; Feast capped at "
-                             f"{args.feast_mem_gb:g} GiB address space"))
-        rows.append(row("   big: peak RSS (1 view)", "MiB",
-                        failure(b["feast"]) or med(b["feast"], lambda r: r["peak_rss_mib"]),
-                        med(b["arsenale"], lambda r: r["peak_rss_mib"])))
-        if b["feast"] and "error" in b["feast"][-1]:
-            rows[-1]["note"] = f"Feast's peak before it died: {b['feast'][-1]['peak_rss_mib']:,.0f} MiB"
-        t3 = med(b["arsenale_3views"], seconds)
-        p3 = med(b["arsenale_3views"], lambda r: r["peak_rss_mib"])
-        ok3 = (t3 < BIG_TARGET_S and p3 < BIG_TARGET_GIB * 1024) if t3 is not None and p3 is not None else None
-        c3 = comparisons.get("big_3views", {})
-        rows.append(row("   big: 3 views + sum over 7d", "s", None, failure(b["arsenale_3views"]) or t3, met=ok3,
-                        note=f"12 features; mismatches vs the NumPy reference: {c3.get('mismatches', '—')}"))
-        rows[-1]["target"] = f"<{BIG_TARGET_S:g} s"
-        rows.append(row("   big: peak RSS (3 views)", "MiB", None, p3))
-        rows[-1]["target"] = f"<{BIG_TARGET_GIB:g} GiB"
-        if "big" in comparisons and "mismatches" in comparisons["big"]:
-            c = comparisons["big"]
-            rows.append(row("   big: mismatches", "count", None, c["mismatches"], met=c["mismatches"] == 0))
-            rows[-1]["target"] = "0"
-
-    size = f"{spec['events']:,} events / {spec['entity_rows']:,} entity rows" if spec else "big case only"
+        rows += big_rows(raw["big"], comparisons, args.feast_mem_gb)
+    size = (f"{spec['events']:,} events / {spec['entity_rows']:,} entity rows, {args.repeat} round(s)"
+            if spec else "")
+    if "big" in raw:
+        size += f"{' + ' if size else ''}big {BIG_SIZE[0]:,} / {BIG_SIZE[1]:,}, {args.big_repeat} round(s)"
     print()
-    print(f"Feature-store benchmark — {size}, {CUSTOMERS:,} customers, {args.repeat} round(s) (medians); "
-          f"Feast {versions.get('feast', '—')}, Arsenale {versions.get('arsenale', '—')}, Python "
-          f"{versions['python']}, {platform.machine()} ×{os.cpu_count()} CPUs, "
+    print(f"Feature-store benchmark — {size} (medians), {CUSTOMERS:,} customers; Feast "
+          f"{versions.get('feast', '—')}, Arsenale {versions.get('arsenale', '—')}, "
+          f"Python {versions['python']}, {platform.machine()} ×{os.cpu_count()} CPUs, "
           f"load {load_before[0]:.1f}→{load_after[0]:.1f}")
     if max(load_before[0], load_after[0]) > (os.cpu_count() or 1):
-        print(f"warning: load average above the CPU count ({os.cpu_count()}); compare ratios from this run only")
+        print(f"warning: load average above the CPU count ({os.cpu_count()}); "
+              f"compare ratios from one run only")
     print()
     print_table(rows)
 
@@ -811,9 +937,9 @@ def main() -> int:
         "benchmark": "features",
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "duration_seconds": time.time() - started,
-        "config": {"scale": args.scale, "repeat": args.repeat, "big_repeat": args.big_repeat, "only": sorted(only),
-                   "sides": sorted(sides), "redis": args.redis, "feast_mem_gb": args.feast_mem_gb,
-                   "seed": args.seed, "spec": spec, "big_spec": big_spec},
+        "config": {"scale": args.scale, "repeat": args.repeat, "big_repeat": args.big_repeat,
+                   "only": sorted(only), "sides": sorted(sides), "redis": args.redis,
+                   "feast_mem_gb": args.feast_mem_gb, "seed": args.seed, "spec": spec, "big_spec": big_spec},
         "environment": {**versions, "platform": platform.platform(), "cpus": os.cpu_count(),
                         "loadavg_before": load_before, "loadavg_after": load_after,
                         "arsenale_python": args.arsenale_python, "feast_python": str(FEAST_PY)},
@@ -824,30 +950,13 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, default=str))
     print(f"\nwrote {args.out}")
-    failed = [f"{name}/{side}" for name, op in raw.items() for side, rs in op.items()
-              for r in rs if "error" in r and not (name == "big" and side == "feast")]
+    # Feast failing at the big size is an expected outcome, not a failure of the benchmark.
+    failed = sorted({f"{name}/{side}" for name, op in raw.items() for side, rs in op.items()
+                     for r in rs if "error" in r and not (name == "big" and side == "feast")})
     if failed:
-        print(f"failed: {', '.join(sorted(set(failed)))}", file=sys.stderr)
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
-
-
-def _correctness_note(c: dict) -> str:
-    parts = []
-    if "compared_rows" in c:
-        parts.append(f"{c['compared_rows']:,} rows compared (tolerance {TOLERANCE:g})")
-        parts.append(f"Arsenale values on rows Feast dropped: {c['arsenale_values_on_rows_feast_dropped']:,}")
-    for side in ("feast", "arsenale"):
-        if side in c and c[side].get("mismatches_vs_reference") is not None:
-            parts.append(f"{side} vs NumPy reference: {c[side]['mismatches_vs_reference']:,} mismatches")
-    if "feast" in c:
-        parts.append(f"Feast dropped {c['feast']['rows_dropped']:,} rows "
-                     f"({c['feast']['dropped_rows_with_event_in_ttl']:,} of them had an event in the TTL)")
-    if c.get("arsenale", {}).get("order_kept") is False:
-        parts.append("Arsenale did NOT keep the entity rows' order")
-    if c.get("examples"):
-        parts.append(f"first mismatches: {c['examples']}")
-    return "; ".join(parts)
 
 
 if __name__ == "__main__":

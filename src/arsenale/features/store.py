@@ -341,8 +341,7 @@ class FeatureStore:
 
     def _materialize_view(self, info: DefinitionInfo, start: datetime | None, end: datetime, entities: Any
                           ) -> Materialization:
-        from arsenale.features.materialize import changed_entities
-        from arsenale.features.offline import ViewRequest, retrieve
+        from arsenale.features.offline import as_of
 
         view = info.definition()
         assert isinstance(view, FeatureView)
@@ -353,18 +352,11 @@ class FeatureStore:
                                                      None if lo is None else _ms(lo), _ms(end), label)
         rows = 0
         try:
-            if lo is not None and lo >= end:  # already materialized this far: nothing can have changed
-                keys = None
-            else:
-                keys = changed_entities(view, source, lo, end, entities)
-            if keys is not None and keys.num_rows:
-                frame = retrieve(keys, [ViewRequest(view=view, source=source, features=tuple(view.feature_names))],
-                                 timestamp_column=ENTITY_TS, memory_limit=self.memory_limit)
-                rows = self.online.write(table, list(view.join_keys), _online_frame(frame, view),
-                                         columns=view.feature_names, watermark=end)
-            elif keys is not None:  # no entity changed, but the watermark moves on
-                self.online.write(table, list(view.join_keys), _empty_frame(view), columns=view.feature_names,
-                                  watermark=end)
+            if lo is None or lo < end:  # else: already materialized this far, nothing can have changed
+                subset = None if entities is None else _entity_table(entities)
+                frame = as_of(view, source, end, since=lo, entities=subset, memory_limit=self.memory_limit)
+                rows = self.online.write(table, list(view.join_keys), frame, columns=view.feature_names,
+                                         watermark=end)
         except Exception as exc:
             self.registry.finish_materialization(mat_id, rows=rows, error=f"{type(exc).__name__}: {exc}"[:4000])
             raise
@@ -470,17 +462,18 @@ def _run_on_demand(plan: RetrievalPlan, out: dict[str, list[Any]], n: int) -> No
         out[odf.name] = [None if isinstance(v, float) and math.isnan(v) else v for v in values]
 
 
-def _online_frame(frame: pd.DataFrame, view: FeatureView) -> pa.Table:
-    """The retrieval's answer as the online store's rows: keys, the entity's latest event time, features."""
+def _entity_table(entities: Any) -> pa.Table:
+    """The entity subset of a materialization (a DataFrame, an Arrow table or a list of dicts of keys)."""
     import pyarrow as pa
 
-    cols = [*view.join_keys, "__ts", *view.feature_names]
-    return pa.Table.from_pandas(frame[cols], preserve_index=False)
-
-
-def _empty_frame(view: FeatureView) -> pa.Table:
-    import pyarrow as pa
-
-    return pa.table({**{k: pa.array([], pa.int64()) for k in view.join_keys},
-                     "__ts": pa.array([], pa.timestamp("us", tz="UTC")),
-                     **{f: pa.array([], pa.float64()) for f in view.feature_names}})
+    if isinstance(entities, pa.Table):
+        return entities
+    if hasattr(entities, "columns") and hasattr(entities, "to_dict"):  # a DataFrame
+        return pa.Table.from_pandas(entities, preserve_index=False)
+    if isinstance(entities, Sequence) and not isinstance(entities, (str, bytes)) and entities \
+            and all(isinstance(e, Mapping) for e in entities):
+        try:
+            return pa.Table.from_pylist([dict(e) for e in entities])
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise InvalidInput(f"entities: {exc}", field="entities") from None
+    raise InvalidInput("entities must be a DataFrame or a non-empty list of dicts of join keys", field="entities")
