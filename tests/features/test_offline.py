@@ -488,3 +488,22 @@ def test_as_of_is_retrieve_at_one_instant(rows: list[tuple[Any, ...]], end_min: 
             assert row["__ts"].iloc[0] == known.ts.max().tz_localize("UTC")
             for name in features:
                 assert same(row[name], [expected[name].iloc[i]]), name
+
+
+def test_views_over_one_source_are_retrieved_together_with_the_same_values() -> None:
+    src = events(customer_id=[1, 1, 2, 2], ts=at(-2 * DAY, -DAY, -DAY, DAY), amount=[1.0, 2.0, 5.0, 7.0],
+                 fee=[0.1, 0.2, 0.5, 0.7])
+    a = txn_view()
+    b = FeatureView("fees", entities=[customer], source="x.parquet", timestamp="ts",
+                    features={"fee": "fee", "fee_3d": "max(fee) over 3d", "amount": "amount"})
+    rows = entity_rows([1, 2, 3], at(0 * DAY, 0 * DAY, 0 * DAY))
+    together = retrieve(rows, [ViewRequest(a, src, ("amount", "amount_7d")),
+                               ViewRequest(b, src, ("fee", "fee_3d", "amount"), ("fee", "fee_3d", "fees_amount"))])
+    apart_a = one(a, src, rows, ("amount", "amount_7d"))
+    apart_b = one(b, src, rows, ("fee", "fee_3d"))
+    assert list(together.columns) == ["customer_id", "event_timestamp", "amount", "amount_7d", "fee", "fee_3d",
+                                      "fees_amount"]
+    for col, expected in [("amount", apart_a["amount"]), ("amount_7d", apart_a["amount_7d"]),
+                          ("fee", apart_b["fee"]), ("fee_3d", apart_b["fee_3d"]), ("fees_amount", apart_a["amount"])]:
+        assert same(together[col], list(expected)), col
+    assert same(together["amount"], [2.0, 5.0, None])

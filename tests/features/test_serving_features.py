@@ -3,6 +3,7 @@ features, and the model answers exactly what it answers on the offline training 
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -53,7 +54,8 @@ def test_the_server_fetches_online_features_by_entity_key(client: Any) -> None:
     client.deployments.create("fraud-api", f"fraud/{version}", feature_service="fraud")
     with pytest.raises(NotFound):
         client.deployments.create("other", f"fraud/{version}", feature_service="nope")
-    with TestClient(create_serving_app(client, deployment="fraud-api")) as tc:
+    app = create_serving_app(client, deployment="fraud-api")
+    with TestClient(app) as tc:
         r = tc.post("/predict", json={"records": [{"customer_id": i} for i in ids]})
         assert r.status_code == 200, r.text
         assert r.json()["predictions"] == model.predict(X).tolist()
@@ -64,3 +66,22 @@ def test_the_server_fetches_online_features_by_entity_key(client: Any) -> None:
         missing = tc.post("/predict", json={"records": [{"card_id": 3}]})
         assert missing.status_code == 400 and missing.json()["field"] == "entity_rows"
         assert tc.post("/predict", json={"records": "x"}).status_code == 400
+        app.flush()
+        # What was served equals the offline values at each request's time: no skew.
+        report = fs.serving_skew("fraud-api")
+        assert report.rows == 51 and report.mismatched_rows == 0
+        assert {f.feature: f.mismatches for f in report.features} == {"amount": 0, "amount_7d": 0, "n_txn_24h": 0}
+        # Events arrive after the last materialization: the online store is stale, and the skew check says so.
+        arrived = datetime.now(UTC)
+        late = pd.DataFrame({"customer_id": [3, 3], "event_time": pd.to_datetime([arrived, arrived], utc=True),
+                             "amount": [500.0, 700.0]})
+        client.datasets.register("transactions", pd.concat([events, late], ignore_index=True))
+        time.sleep(0.01)
+        asked = int(time.time() * 1000)
+        tc.post("/predict", json={"records": [{"customer_id": 3}]})
+        app.flush()
+        stale = fs.serving_skew("fraud-api", since_ms=asked)
+        assert stale.rows == 1 and stale.mismatched_rows == 1
+        by_feature = {f.feature: f for f in stale.features}
+        assert by_feature["amount"].mismatches == 1 and by_feature["amount"].max_abs_diff > 0
+        assert stale.examples[0]["customer_id"] == 3 and stale.examples[0]["offline"]["amount"] == 700.0

@@ -5,6 +5,7 @@
     arsenale features materialize --end now        # incremental from each view's watermark
     arsenale features get txn_stats:amount_7d --entity customer_id=42 --entity customer_id=7
     arsenale features freshness
+    arsenale features skew fraud-api --since-minutes 60   # what serving read vs the offline store
 """
 
 from __future__ import annotations
@@ -185,4 +186,27 @@ def freshness(as_json: render.JsonFlag = False) -> None:
         age = "never materialized" if r["age_seconds"] is None else f"{r['age_seconds']:.0f} s"
         t.add_row(render.cell(r["view"], "bold"), render.cell(r["version"]), render.cell(r["watermark"] or ""),
                   render.cell(age), render.cell("" if last is None else last["rows"]))
+    render.show(t)
+
+
+@app.command("skew")
+def skew(deployment: Annotated[str, typer.Argument(help="A deployment that reads a feature service.")],
+         since_minutes: Annotated[float | None, typer.Option(
+             "--since-minutes", min=0, help="Only requests of the last N minutes.")] = None,
+         as_json: render.JsonFlag = False) -> None:
+    """Online values the deployment served against the offline values at each request's time."""
+    import time
+
+    since = None if since_minutes is None else int((time.time() - since_minutes * 60) * 1000)
+    report = _store().serving_skew(deployment, since_ms=since)
+    if as_json:
+        render.print_json(report)
+        return
+    render.print_message(f"{report.deployment} (feature service {report.feature_service}): {report.rows} logged "
+                         f"rows, {report.mismatched_rows} with a value differing from the offline store",
+                         "green" if report.mismatched_rows == 0 else "red")
+    t = render.table("feature", "compared", "mismatches", "share", "max |diff|")
+    for f in report.features:
+        t.add_row(render.cell(f.feature, "bold"), render.cell(f.compared), render.cell(f.mismatches),
+                  render.cell(f"{f.share:.1%}"), render.cell(render.number(f.max_abs_diff)))
     render.show(t)

@@ -105,10 +105,35 @@ def retrieve(entity_df: pd.DataFrame | pa.Table, requests: Sequence[ViewRequest]
     columns: dict[str, pa.ChunkedArray] = {}
     with _connection(memory_limit, threads) as con:
         _register(con, "__entities", entities.table)
-        for i, request in enumerate(requests):
+        for i, request in enumerate(_merged(requests)):
             columns.update(_retrieve_view(con, i, request, entities))
-    result = _attach(frame, columns)
+    result = _attach(frame, {c: columns[c] for r in requests for c in r.columns})
     return _apply_on_demand(result, requests, on_demand)
+
+
+def _merged(requests: list[ViewRequest]) -> list[ViewRequest]:
+    """Requests that read the same events the same way (same source, keys, times and TTL) as one: several
+    views over one table cost one join and one window pass, not one each."""
+    groups: dict[tuple[Any, ...], list[ViewRequest]] = {}
+    for r in requests:
+        v = r.view
+        source = id(r.source) if isinstance(r.source, (pa.Table, pd.DataFrame)) else (
+            str(r.source) if isinstance(r.source, (str, os.PathLike)) else tuple(map(str, r.source)))
+        groups.setdefault((source, v.join_keys, v.timestamp, v.created_timestamp, v.ttl_seconds), []).append(r)
+    out = []
+    for group in groups.values():
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        features, names, outputs = [], [], []
+        for j, r in enumerate(group):
+            for name, column in zip(r.features, r.columns):
+                features.append(r.view.feature(name).model_copy(update={"name": f"{j}:{name}"}))
+                names.append(f"{j}:{name}")
+                outputs.append(column)
+        view = group[0].view.model_copy(update={"features": tuple(features)})
+        out.append(ViewRequest(view, group[0].source, tuple(names), tuple(outputs)))
+    return out
 
 
 def as_of(view: FeatureView, source: pa.Table | str | list[str], end: datetime, *, since: datetime | None = None,

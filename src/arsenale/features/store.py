@@ -263,17 +263,23 @@ class FeatureStore:
 
     # ---- offline -----------------------------------------------------------------------
 
-    def _source(self, view: FeatureView) -> tuple[Any, str]:
-        """The view's events (an Arrow table or a Parquet path) and how lineage names them."""
+    def _source(self, view: FeatureView, read: dict[str, Any] | None = None) -> tuple[Any, str]:
+        """The view's events (an Arrow table or a Parquet path) and how lineage names them. Views over one
+        dataset version share one read through `read` (and retrieval then merges their queries)."""
         src = view.source
         if src.dataset is not None:
             dv = self.client.datasets.get(src.dataset, src.version)
-            table = self.client.datasets.read(dv.name, dv.version)
+            label = f"dataset:{dv.name}@{dv.version}"
+            table = read.get(label) if read is not None else None
+            if table is None:
+                table = self.client.datasets.read(dv.name, dv.version)
+                if read is not None:
+                    read[label] = table
             missing = [c for c in view.source_columns if c not in table.column_names]
             if missing:
                 raise InvalidInput(f"feature view {view.name!r}: dataset {dv.name}@{dv.version} has no column "
                                    f"{', '.join(missing)}", field="source")
-            return table.select(view.source_columns), f"dataset:{dv.name}@{dv.version}"
+            return table, label
         assert src.path is not None
         from pathlib import Path
 
@@ -289,9 +295,9 @@ class FeatureStore:
         from arsenale.features.offline import ViewRequest, retrieve
 
         plan = self.plan(features, full_feature_names=full_feature_names)
-        requests, sources = [], []
+        requests, sources, read = [], [], {}
         for part in plan.views.values():
-            source, label = self._source(part.view)
+            source, label = self._source(part.view, read)
             sources.append((part, label))
             requests.append(ViewRequest(view=part.view, source=source, features=tuple(part.features),
                                         output_names=tuple(part.outputs)))
@@ -401,6 +407,13 @@ class FeatureStore:
             _run_on_demand(plan, out, len(rows))
         hidden = {o for p in plan.views.values() for o, h in zip(p.outputs, p.hidden) if h}
         return {k: v for k, v in out.items() if k not in hidden}
+
+    def serving_skew(self, deployment: str, *, since_ms: int | None = None, until_ms: int | None = None,
+                     tolerance: float = 1e-9) -> Any:
+        """What `deployment` served against the offline values at each request's time (a `SkewReport`)."""
+        from arsenale.features.skew import serving_skew
+
+        return serving_skew(self, deployment, since_ms=since_ms, until_ms=until_ms, tolerance=tolerance)
 
     def freshness(self) -> list[dict[str, Any]]:
         """Per view (newest version): the online watermark, its age in seconds, and the last materialization."""

@@ -446,8 +446,9 @@ class ServingApp:
                 and _REQUEST_ID.match(body["id"]):
             rid = body["id"]
         served = self._pick(state, body, name, version)
+        fetched = None  # with a feature service: the request's rows with their features, as logged
         if state.feature_service is not None:
-            body = self._with_features(state.feature_service, body, served)
+            body, fetched = self._with_features(state.feature_service, body, served)
         vm = served.metrics
         sticky = state.router.sticky_key
         if sticky is not None and sticky not in served.decoder.by_name:
@@ -494,16 +495,18 @@ class ServingApp:
         timestamp = _now_ms()
         if self.inference_log is not None and (self.sample_rate >= 1.0 or (
                 self._sampled is not None and self._sampled(rid, self.sample_rate))):
-            records = served.decoder.records_of(part)
+            records = fetched if fetched is not None else served.decoder.records_of(part)
             self.inference_log.log(request_id=rid, model=ref.model, version=ref.version, role="route",
                                    inputs=records, outputs=_rows(outputs, part.n), latency_ms=latency_ms,
                                    timestamp_ms=timestamp)
         if state.shadows and (name is None or (name == self.name and version is None)):
             self._mirror(state, served, body, part, outputs, rid, records)
 
-    def _with_features(self, service: str, body: Any, served: _Served) -> dict[str, Any]:
-        """The request's rows (entity keys and request columns) with the feature service's online features
-        added: what the model reads, and what the inference log records for skew checks."""
+    def _with_features(self, service: str, body: Any, served: _Served
+                       ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The body the model reads (the feature service's online features of the request's entities, and its
+        request columns), and every row whole, keys included, as the inference log records it: what a skew
+        check compares with the offline store."""
         if isinstance(body, dict) and "records" in body:
             rows = body["records"]
         else:
@@ -516,8 +519,9 @@ class ServingApp:
 
             self._features = FeatureStore(self.client)
         values = self._features.get_online_features(service, rows)
+        whole = [{k: v[i] for k, v in values.items()} for i in range(len(rows))]
         wanted = served.decoder.by_name or values
-        return {"records": [{k: v[i] for k, v in values.items() if k in wanted} for i in range(len(rows))]}
+        return {"records": [{k: v for k, v in r.items() if k in wanted} for r in whole]}, whole
 
     def _pick(self, state: _State, body: Any, name: str | None, version: str | None) -> _Served:
         router = state.router
