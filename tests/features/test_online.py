@@ -14,12 +14,18 @@ import pyarrow as pa
 import pytest
 
 from arsenale.errors import BackendUnavailable, InvalidInput, NotFound
-from arsenale.features import online
+from arsenale.features import online, online_redis, online_sqlite
 from arsenale.features.online import encode_key, open_online_store
 
 UTC = timezone.utc
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 TS = pa.timestamp("us", tz="UTC")
+
+
+def patch_batches(monkeypatch: pytest.MonkeyPatch, batches: Any) -> None:
+    """Replace the batch encoder both backends use."""
+    for backend in (online_sqlite, online_redis):
+        monkeypatch.setattr(backend, "_batches", batches)
 
 
 def frame(ids: list[Any], times: list[datetime], **columns: Any) -> pa.Table:
@@ -177,7 +183,7 @@ def test_watermark_commits_with_the_last_batch(store: online.OnlineStore, online
             seen.append((visible, observer.watermark("w@1")))
             yield batch
 
-    monkeypatch.setattr(online, "_batches", watched)
+    patch_batches(monkeypatch, watched)
     assert store.write("w@1", ["id"], scores(list(range(1, 31)), T0, 1.0), columns=["score"], watermark=new,
                        batch_rows=10) == 30
     assert seen == [(0, old), (10, old), (20, old)]
@@ -203,7 +209,7 @@ def test_an_interrupted_write_keeps_committed_batches_and_the_old_watermark(
                 raise RuntimeError("interrupted")
             yield batch
 
-    monkeypatch.setattr(online, "_batches", interrupted)
+    patch_batches(monkeypatch, interrupted)
     with pytest.raises(RuntimeError, match="interrupted"):
         store.write("i@1", ["id"], scores(list(range(1, 31)), T0, 1.0), columns=["score"], batch_rows=10,
                     watermark=T0 + timedelta(days=1))
@@ -217,7 +223,7 @@ def test_a_batch_failing_in_the_backend_is_not_half_written(store: online.Online
     """The backend rejects row 5 of batch 2: rows 0-4 of that batch must not stay behind."""
     store.write("h@1", ["id"], scores([0], T0, 0.0), columns=["score"], watermark=T0)
     encode = online._batches
-    sqlite = isinstance(store, online.SQLiteOnlineStore)
+    sqlite = isinstance(store, online_sqlite.SQLiteOnlineStore)
 
     def corrupt(*args: Any, **kwargs: Any) -> Iterator[Any]:
         for number, batch in enumerate(encode(*args, **kwargs)):
@@ -225,7 +231,7 @@ def test_a_batch_failing_in_the_backend_is_not_half_written(store: online.Online
                 batch.values[5] = None if sqlite else "[not a time]"  # NOT NULL / the script's own check
             yield batch
 
-    monkeypatch.setattr(online, "_batches", corrupt)
+    patch_batches(monkeypatch, corrupt)
     with pytest.raises(BackendUnavailable):
         store.write("h@1", ["id"], scores(list(range(1, 31)), T0, 1.0), columns=["score"], batch_rows=10,
                     watermark=T0 + timedelta(days=1))

@@ -139,7 +139,8 @@ def parse_expression(name: str, expression: Any) -> Feature:
     if column is None and function != "count":
         raise InvalidInput(f"{field}: only count takes '*'; {function} needs a column", field=field)
     window = parse_window(m.group(3), field=field)
-    return Feature(name=name, aggregation=Aggregation(function=function, column=column, window_seconds=window))
+    return Feature(name=name, aggregation=Aggregation(function=function, column=column,  # type: ignore[arg-type]
+                                                      window_seconds=window))
 
 
 class Entity(_Model):
@@ -268,7 +269,8 @@ def _normalise_view(data: dict[str, Any]) -> dict[str, Any]:
         entities = [entities]
     if not isinstance(entities, (list, tuple)) or not entities:
         raise InvalidInput("entities must be a non-empty list of Entity objects", field="entities")
-    names, keys = [], []
+    names: list[str] = []
+    keys: list[str] = []
     for e in entities:
         if isinstance(e, Entity):
             names.append(e.name)

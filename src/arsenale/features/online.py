@@ -31,30 +31,22 @@ from __future__ import annotations
 import json
 import math
 import numbers
-import os
 import re
-import sqlite3
-import threading
 from collections.abc import Iterator, Sequence
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from itertools import repeat
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import urlsplit
+from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from arsenale.errors import ArsenaleError, BackendUnavailable, InvalidInput, NotFound
+from arsenale.errors import InvalidInput, NotFound
 
-if TYPE_CHECKING:
-    import redis
-
-__all__ = ["OnlineStore", "RedisOnlineStore", "SQLiteOnlineStore", "encode_key", "open_online_store"]
+__all__ = ["OnlineStore", "encode_key", "open_online_store"]
 
 TS_COLUMN = "__ts"
 _TABLE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@\-]{0,199}")
-_UTC = timezone.utc
+_UTC = UTC
 _EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
 _ONE_US = timedelta(microseconds=1)
 # Within ±2**32 s of the epoch (years 1833-2106) a float of seconds is within half a µs of the exact time, so
@@ -92,8 +84,12 @@ def open_online_store(uri: str) -> OnlineStore:
     if not isinstance(uri, str):
         raise InvalidInput(f"the online store URI must be a string; got {uri!r}", field="online_store")
     if uri.startswith("sqlite:///"):
+        from arsenale.features.online_sqlite import SQLiteOnlineStore
+
         return SQLiteOnlineStore(uri)
     if uri.startswith(("redis://", "rediss://")):
+        from arsenale.features.online_redis import RedisOnlineStore
+
         return RedisOnlineStore(uri)
     raise InvalidInput(f"unsupported online store URI {_redact(uri)!r}: use sqlite:///path/online.db or "
                        "redis://host:port[/db]", field="online_store")
@@ -158,7 +154,7 @@ def _quote(text: str) -> str:
 def _micros(moment: datetime) -> int:
     """µs since the epoch; a naive datetime is taken as UTC, as everywhere in the feature store."""
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return (moment - _EPOCH) // _ONE_US
 
 
@@ -296,9 +292,7 @@ def _value_texts(batch: pa.Table, columns: list[str]) -> pa.ChunkedArray:
 
 def _json_column(col: pa.ChunkedArray, name: str) -> pa.ChunkedArray:
     kind = col.type
-    if pa.types.is_null(kind):
-        out = pc.cast(col, pa.string())
-    elif pa.types.is_integer(kind):
+    if pa.types.is_null(kind) or pa.types.is_integer(kind):
         out = pc.cast(col, pa.string())
     elif pa.types.is_floating(kind) or pa.types.is_decimal(kind):
         col = pc.cast(col, pa.float64())
@@ -473,428 +467,6 @@ def _schema_mismatch(table: str, stored: str, wanted: str) -> InvalidInput:
 
 def _not_found(table: str) -> NotFound:
     return NotFound(f"online table {table!r} does not exist (never materialised, or dropped)", field="table")
-
-
-# ---------------------------------------------------------------------------------------------- SQLite
-
-_SQLITE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS online_tables (
-    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, schema TEXT NOT NULL, watermark INTEGER
-);
-CREATE TABLE IF NOT EXISTS online_rows (
-    t INTEGER NOT NULL, k TEXT NOT NULL, ts INTEGER NOT NULL, v TEXT NOT NULL, PRIMARY KEY (t, k)
-) WITHOUT ROWID;
-"""
-_UPSERT = ("INSERT INTO online_rows (t, k, ts, v) VALUES (?, ?, ?, ?) ON CONFLICT (t, k) DO UPDATE "
-           "SET ts = excluded.ts, v = excluded.v WHERE excluded.ts >= online_rows.ts")
-_TABLE_ID = "(SELECT id FROM online_tables WHERE name = ?1)"
-_MMAP_BYTES = 1 << 30
-
-
-class SQLiteOnlineStore:
-    """The embedded online store: one SQLite file in WAL mode, shared by every process on the machine.
-
-    Rows of all tables share one WITHOUT ROWID table keyed by (table id, key): a fixed schema, where a table
-    name is only ever a bound parameter. The integer id keeps the primary key short: measured on 1M rows, 100
-    random lookups take within 10% of a table per feature table, where the text name in the key cost 40% more.
-    The file is memory-mapped, which spares a system call per page and flattens the tail of random lookups.
-
-    Each thread gets its own connection (SQLite runs queries without the GIL, so serving threads read in
-    parallel); writers take the write lock up front (`BEGIN IMMEDIATE`) and wait up to a minute for it.
-    """
-
-    def __init__(self, uri: str) -> None:
-        path = uri[len("sqlite:///"):]
-        if not path or path.startswith(":memory:") or "?" in path:
-            raise InvalidInput(f"the SQLite online store needs a file path: sqlite:///path/online.db; got {uri!r}",
-                               field="online_store")
-        self.uri = uri
-        self.path = Path(path)
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._open: list[sqlite3.Connection] = []
-        self._schemas: dict[str, _Schema] = {}
-        self._sql: dict[int, str] = {}
-        self._max_keys = 32_000
-        self._conn()  # a bad path fails here, not on the first request
-
-    def __repr__(self) -> str:
-        return f"SQLiteOnlineStore({self.uri!r})"
-
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None or self._local.pid != os.getpid():  # a forked child never shares its parent's handle
-            from arsenale.data.localdb import open_local_db
-
-            try:
-                conn = open_local_db(self.path, _SQLITE_SCHEMA, check_same_thread=False)
-                conn.execute(f"PRAGMA mmap_size = {_MMAP_BYTES}")
-            except (OSError, sqlite3.Error) as exc:
-                raise BackendUnavailable(f"cannot open the online store at {self.uri}: {exc}") from exc
-            self._max_keys = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - 1  # one for the table name
-            self._local.conn, self._local.pid = conn, os.getpid()
-            with self._lock:
-                self._open.append(conn)
-        return conn
-
-    def _failed(self, exc: sqlite3.Error) -> ArsenaleError:
-        return BackendUnavailable(f"the online store at {self.uri} failed: {exc}")
-
-    def _schema(self, text: str) -> _Schema:
-        schema = self._schemas.get(text)
-        if schema is None:
-            schema = self._schemas[text] = _Schema(text)
-        return schema
-
-    def write(self, table: str, keys: list[str], frame: pa.Table, *, columns: list[str],
-              watermark: datetime | None = None, batch_rows: int = 50_000) -> int:
-        """Upsert the frame's rows (an equal or newer event time wins), one transaction per batch of rows.
-
-        Returns the rows stored: rows older than the stored ones are not counted.
-        """
-        keys, columns, mark, wanted = _check_write(table, keys, frame, columns, watermark, batch_rows)
-        conn = self._conn()
-        last = max(0, (frame.num_rows - 1) // batch_rows)
-        written = 0
-        for number, batch in enumerate(_batches(frame, keys, columns, batch_rows, with_ts=False)):
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    # Checked in every batch: another process may have dropped and recreated the table.
-                    conn.execute("INSERT INTO online_tables (name, schema) VALUES (?, ?) ON CONFLICT (name) "
-                                 "DO NOTHING", (table, wanted))
-                    table_id, stored = conn.execute("SELECT id, schema FROM online_tables WHERE name = ?",
-                                                    (table,)).fetchone()
-                    if stored != wanted:
-                        raise _schema_mismatch(table, stored, wanted)
-                    cursor = conn.executemany(_UPSERT, zip(repeat(table_id), batch.keys, batch.micros,
-                                                           batch.values))
-                    written += max(cursor.rowcount, 0)
-                    if number == last and mark is not None:
-                        conn.execute("UPDATE online_tables SET watermark = max(coalesce(watermark, ?1), ?1) "
-                                     "WHERE id = ?2", (mark, table_id))
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise self._failed(exc) from exc
-        return written
-
-    def _read_sql(self, count: int) -> str:
-        """The lookup of `count` keys; callers pad to a power of two, so there are few statements to cache."""
-        sql = self._sql.get(count)
-        if sql is None:
-            marks = ",".join(["?"] * count)
-            sql = self._sql[count] = (f"SELECT k, ts, v FROM online_rows WHERE t = {_TABLE_ID} AND k IN ({marks}) "
-                                      "UNION ALL SELECT NULL, NULL, schema FROM online_tables WHERE name = ?1")
-        return sql
-
-    def read(self, table: str, keys: list[str], entity_keys: Sequence[Any],
-             columns: Sequence[str] | None = None) -> list[tuple[datetime | None, dict[str, Any] | None]]:
-        """The latest row of each entity, in request order; (None, None) for an entity never written.
-
-        One statement per request (per ~32,000 distinct keys): the table's schema rides along in a UNION ALL,
-        so there is no second query, and no cache that could go stale when a table is dropped and recreated.
-        """
-        _check_table(table)
-        texts = _entity_texts(entity_keys, len(keys))
-        if not texts:
-            return []
-        conn = self._conn()
-        wanted = list(dict.fromkeys(texts)) if len(texts) > 1 else texts
-        found: dict[str | None, tuple[Any, ...]] = {}
-        limit = self._max_keys
-        try:
-            for start in range(0, len(wanted), limit):
-                chunk = wanted[start:start + limit]
-                size = min(1 << (len(chunk) - 1).bit_length(), limit)
-                params = [table, *chunk]
-                params.extend(repeat(chunk[-1], size - len(chunk)))
-                found.update({row[0]: row for row in conn.execute(self._read_sql(size), params).fetchall()})
-        except sqlite3.Error as exc:
-            raise self._failed(exc) from exc
-        head = found.pop(None, None)
-        if head is None:
-            raise _not_found(table)
-        schema = self._schema(head[2])
-        picks = _pick(schema, table, keys, columns)
-        hits = [found.get(t) for t in texts]
-        present = [h for h in hits if h is not None]
-        values = _decode("[" + ",".join([h[2] for h in present]) + "]")
-        return _assemble(hits, _times([h[1] for h in present]), values, schema.columns, picks)
-
-    def watermark(self, table: str) -> datetime | None:
-        """The time the table is materialised up to; None when never set (or the table does not exist)."""
-        _check_table(table)
-        try:
-            row = self._conn().execute("SELECT watermark FROM online_tables WHERE name = ?", (table,)).fetchone()
-        except sqlite3.Error as exc:
-            raise self._failed(exc) from exc
-        return None if row is None else _when(row[0])
-
-    def stats(self, table: str) -> dict[str, Any]:
-        _check_table(table)
-        try:
-            row = self._conn().execute(
-                "SELECT schema, watermark, (SELECT count(*) FROM online_rows WHERE t = online_tables.id) "
-                "FROM online_tables WHERE name = ?", (table,)).fetchone()
-        except sqlite3.Error as exc:
-            raise self._failed(exc) from exc
-        if row is None:
-            raise _not_found(table)
-        schema = self._schema(row[0])
-        return {"rows": row[2], "watermark": _when(row[1]), "columns": list(schema.columns),
-                "keys": list(schema.keys)}
-
-    def drop(self, table: str) -> None:
-        """Remove the table's rows, schema and watermark in one transaction; a missing table is no error."""
-        _check_table(table)
-        conn = self._conn()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.execute(f"DELETE FROM online_rows WHERE t = {_TABLE_ID}", (table,))
-                conn.execute("DELETE FROM online_tables WHERE name = ?", (table,))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise self._failed(exc) from exc
-
-    def tables(self) -> list[str]:
-        try:
-            return [r[0] for r in self._conn().execute("SELECT name FROM online_tables ORDER BY name")]
-        except sqlite3.Error as exc:
-            raise self._failed(exc) from exc
-
-    def ping(self) -> None:
-        try:
-            self._conn().execute("SELECT count(*) FROM online_tables").fetchone()
-        except sqlite3.Error as exc:
-            raise BackendUnavailable(f"cannot reach the online store at {self.uri}: {exc}") from exc
-
-    def close(self) -> None:
-        """Close every thread's connection; the store reopens lazily if used again."""
-        with self._lock:
-            conns, self._open = self._open, []
-            self._local = threading.local()
-        for conn in conns:
-            conn.close()
-
-
-# ----------------------------------------------------------------------------------------------- Redis
-
-# KEYS: #meta, #schema, row keys…; ARGV: schema JSON, watermark µs or "", row values `[ts,…]`…
-# Redis runs a script in isolation but does not undo it if it fails part-way, so the first pass reads and
-# checks everything and the second only writes: a batch is stored whole or not at all. A key repeated within
-# the batch is judged against its latest accepted time, as SQLite's row-by-row upsert does. Event times compare as
-# Lua numbers (doubles), exact for µs up to 2**53 (year 2255).
-_REDIS_WRITE = """
-local schema = redis.call('GET', KEYS[2])
-if schema and schema ~= ARGV[1] then return redis.error_reply('ARSSCHEMA ' .. schema) end
-local mark = ARGV[2] ~= '' and tonumber(ARGV[2]) or nil
-if ARGV[2] ~= '' and not mark then return redis.error_reply('ARSVALUE watermark ' .. ARGV[2]) end
-local n, step = #KEYS, 1000
-local put, seen, added = {}, {}, 0
-for first = 3, n, step do
-  local last = math.min(first + step - 1, n)
-  local olds = redis.call('MGET', unpack(KEYS, first, last))
-  for i = first, last do
-    local key = KEYS[i]
-    local new = tonumber(string.match(ARGV[i], '^%[(%-?%d+)[,%]]'))
-    if not new then return redis.error_reply('ARSVALUE row ' .. key) end
-    local was = seen[key]
-    if was == nil then
-      local old = olds[i - first + 1]
-      if old then
-        was = tonumber(string.match(old, '^%[(%-?%d+)'))
-        if not was then return redis.error_reply('ARSVALUE stored ' .. key) end
-      else
-        was = false
-        added = added + 1
-      end
-    end
-    if was == false or new >= was then
-      put[#put + 1] = key
-      put[#put + 1] = ARGV[i]
-      seen[key] = new
-    else
-      seen[key] = was
-    end
-  end
-end
-if not schema then redis.call('SET', KEYS[2], ARGV[1]) end
-for first = 1, #put, 2 * step do
-  redis.call('MSET', unpack(put, first, math.min(first + 2 * step - 1, #put)))
-end
-if added > 0 then redis.call('HINCRBY', KEYS[1], 'rows', added) end
-if mark then
-  local was = redis.call('HGET', KEYS[1], 'watermark')
-  if not was or mark > tonumber(was) then redis.call('HSET', KEYS[1], 'watermark', ARGV[2]) end
-end
-return #put / 2
-"""
-_TABLES_KEY = "ars:ft:tables"
-
-
-def _prefix(table: str) -> str:
-    return f"ars:ft:{{{table}}}:"
-
-
-class RedisOnlineStore:
-    """The scale-out online store: Redis (or a server speaking its protocol), one string per entity.
-
-    The client connects lazily; an unreachable server surfaces as BackendUnavailable on first use, with the
-    URI's password masked. Timeouts are 2 s to connect and 10 s per command unless the URI sets its own
-    (`?socket_timeout=…`); a dropped connection (a restarted server) is retried once, which is safe because
-    every write is idempotent (newer-or-equal wins, the watermark only moves forward).
-    """
-
-    def __init__(self, uri: str) -> None:
-        import redis
-        from redis.backoff import ExponentialBackoff
-        from redis.retry import Retry
-
-        self.uri = _redact(uri)
-        try:
-            db = urlsplit(uri).path.strip("/")
-            if db and not db.isdigit():  # redis-py would silently use database 0
-                raise ValueError(f"the database must be a number, as in redis://host:6379/0; got {db!r}")
-            self._client: redis.Redis = redis.Redis.from_url(
-                uri, socket_connect_timeout=2.0, socket_timeout=10.0,
-                retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 1))
-        except ValueError as exc:
-            raise InvalidInput(f"bad online store URI {self.uri!r}: {exc}", field="online_store") from None
-        self._script = self._client.register_script(_REDIS_WRITE)
-        self._schemas: dict[bytes, _Schema] = {}
-        self._error: type[Exception] = redis.RedisError
-        self._refused: type[Exception] = redis.ResponseError
-
-    def __repr__(self) -> str:
-        return f"RedisOnlineStore({self.uri!r})"
-
-    def _failed(self, exc: Exception) -> ArsenaleError:
-        if isinstance(exc, self._refused):
-            return BackendUnavailable(f"the online store at {self.uri} refused a command: {exc}")
-        return BackendUnavailable(f"cannot reach the online store at {self.uri}: {exc}")
-
-    def _schema(self, text: bytes) -> _Schema:
-        schema = self._schemas.get(text)
-        if schema is None:
-            schema = self._schemas[text] = _Schema(text.decode())
-        return schema
-
-    def write(self, table: str, keys: list[str], frame: pa.Table, *, columns: list[str],
-              watermark: datetime | None = None, batch_rows: int = 50_000) -> int:
-        """Upsert the frame's rows, one Lua script call (atomic) per batch; the watermark with the last.
-
-        Returns the rows stored: rows older than the stored ones are not counted.
-        """
-        keys, columns, mark, wanted = _check_write(table, keys, frame, columns, watermark, batch_rows)
-        prefix = _prefix(table)
-        head = [prefix + "#meta", prefix + "#schema"]
-        last = max(0, (frame.num_rows - 1) // batch_rows)
-        written = 0
-        try:
-            self._client.sadd(_TABLES_KEY, table)
-            for number, batch in enumerate(_batches(frame, keys, columns, batch_rows, with_ts=True)):
-                stamp = "" if number != last or mark is None else str(mark)
-                written += int(self._script(keys=[*head, *[prefix + k for k in batch.keys]],
-                                            args=[wanted, stamp, *batch.values]))
-        except self._error as exc:
-            message = str(exc)
-            if isinstance(exc, self._refused) and message.startswith("ARSSCHEMA "):
-                raise _schema_mismatch(table, message[len("ARSSCHEMA "):], wanted) from None
-            raise self._failed(exc) from exc
-        return written
-
-    def read(self, table: str, keys: list[str], entity_keys: Sequence[Any],
-             columns: Sequence[str] | None = None) -> list[tuple[datetime | None, dict[str, Any] | None]]:
-        """The latest row of each entity, in request order: one MGET fetches the schema and every row."""
-        _check_table(table)
-        texts = _entity_texts(entity_keys, len(keys))
-        if not texts:
-            return []
-        prefix = _prefix(table)
-        try:
-            raw = self._client.mget([prefix + "#schema", *[prefix + t for t in texts]])
-        except self._error as exc:
-            raise self._failed(exc) from exc
-        if raw[0] is None:
-            raise _not_found(table)
-        schema = self._schema(raw[0])
-        picks = _pick(schema, table, keys, columns)
-        hits = raw[1:]
-        present = [h for h in hits if h is not None]
-        rows = _decode("[" + b",".join(present).decode() + "]")
-        return _assemble(hits, _times([r[0] for r in rows]), [r[1:] for r in rows], schema.columns, picks)
-
-    def watermark(self, table: str) -> datetime | None:
-        """The time the table is materialised up to; None when never set (or the table does not exist)."""
-        _check_table(table)
-        try:
-            mark = self._client.hget(_prefix(table) + "#meta", "watermark")
-        except self._error as exc:
-            raise self._failed(exc) from exc
-        return None if mark is None else _when(int(mark))
-
-    def stats(self, table: str) -> dict[str, Any]:
-        _check_table(table)
-        prefix = _prefix(table)
-        try:
-            pipe = self._client.pipeline(transaction=True)
-            pipe.get(prefix + "#schema")
-            pipe.hmget(prefix + "#meta", ["rows", "watermark"])
-            text, (rows, mark) = pipe.execute()
-        except self._error as exc:
-            raise self._failed(exc) from exc
-        if text is None:
-            raise _not_found(table)
-        schema = self._schema(text)
-        return {"rows": int(rows or 0), "watermark": None if mark is None else _when(int(mark)),
-                "columns": list(schema.columns), "keys": list(schema.keys)}
-
-    def drop(self, table: str) -> None:
-        """Delete the table's keys (found by SCAN, unlinked in chunks), then forget its name.
-
-        The schema goes first, so that a concurrent reader sees "no such table" rather than a half-emptied one.
-        Not one transaction (a table may hold millions of keys); a drop that fails part-way can be repeated.
-        """
-        _check_table(table)
-        prefix = _prefix(table)
-        try:
-            self._client.unlink(prefix + "#schema")
-            chunk: list[bytes] = []
-            for key in self._client.scan_iter(match=prefix + "*", count=10_000):
-                chunk.append(key)
-                if len(chunk) >= 10_000:
-                    self._client.unlink(*chunk)
-                    chunk = []
-            if chunk:
-                self._client.unlink(*chunk)
-            self._client.srem(_TABLES_KEY, table)
-        except self._error as exc:
-            raise self._failed(exc) from exc
-
-    def tables(self) -> list[str]:
-        """Registered names whose schema exists (a write that failed before its first batch leaves a name)."""
-        try:
-            names = sorted(n.decode() for n in self._client.smembers(_TABLES_KEY))
-            schemas = self._client.mget([_prefix(n) + "#schema" for n in names]) if names else []
-        except self._error as exc:
-            raise self._failed(exc) from exc
-        return [n for n, s in zip(names, schemas) if s is not None]
-
-    def ping(self) -> None:
-        try:
-            self._client.ping()
-        except self._error as exc:
-            raise self._failed(exc) from exc
-
-    def close(self) -> None:
-        self._client.close()
 
 
 def _redact(uri: str) -> str:

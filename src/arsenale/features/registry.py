@@ -8,6 +8,7 @@ definition returns its existing version, so `apply` is idempotent and cheap to r
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -24,7 +25,6 @@ from arsenale.features.definitions import (
     OnDemandFeature,
     fingerprint,
     from_spec,
-    parse_feature_ref,
 )
 from arsenale.features.models import KINDS, DefinitionInfo, Materialization
 from arsenale.store import features as sql
@@ -81,7 +81,7 @@ class FeatureRegistry:
 
     # ---- definitions -------------------------------------------------------------------
 
-    def apply(self, definitions: Iterable[Any]) -> list[DefinitionInfo]:
+    def apply(self, definitions: Iterable[Any]) -> builtins.list[DefinitionInfo]:
         if isinstance(definitions, (str, bytes, Mapping)) or not isinstance(definitions, Iterable):
             raise InvalidInput("apply takes a list of definitions", field="definitions")
         objs = [as_definition(d) for d in definitions]
@@ -101,11 +101,11 @@ class FeatureRegistry:
                                    field="definitions") from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _apply(self, objs: list[Definition]) -> list[DefinitionInfo]:
-        out: list[DefinitionInfo] = []
+    def _apply(self, objs: builtins.list[Definition]) -> builtins.list[DefinitionInfo]:
+        out: builtins.list[DefinitionInfo] = []
         now = now_ms()
         with write(self.engine) as conn:
-            batch = {(o.kind, o.name): o for o in objs}
+            batch: dict[tuple[str, str], Definition] = {(o.kind, o.name): o for o in objs}
             for obj in objs:
                 self._check_references(conn, obj, batch)
             for obj in objs:
@@ -135,7 +135,7 @@ class FeatureRegistry:
             return None if row is None else from_spec(kind, json.loads(row.spec))
 
         if isinstance(obj, FeatureView):
-            keys: list[str] = []
+            keys: builtins.list[str] = []
             for entity_name in obj.entities:
                 entity = lookup("entity", entity_name)
                 if entity is None:
@@ -187,14 +187,14 @@ class FeatureRegistry:
     def definition(self, kind: str, name: str, version: int | None = None) -> Definition:
         return self.get(kind, name, version).definition()
 
-    def list(self, kind: str | None = None) -> list[DefinitionInfo]:
+    def list(self, kind: str | None = None) -> builtins.list[DefinitionInfo]:
         """The newest version of every definition (of `kind`)."""
         if kind is not None:
             _check_kind(kind)
         with read(self.engine) as conn:
             return [_info(r) for r in sql.latest_definitions(conn, kind)]
 
-    def versions(self, kind: str, name: str) -> list[DefinitionInfo]:
+    def versions(self, kind: str, name: str) -> builtins.list[DefinitionInfo]:
         _check_kind(kind)
         with read(self.engine) as conn:
             rows = sql.versions(conn, kind, name)
@@ -231,7 +231,7 @@ class FeatureRegistry:
         return _materialization(row)
 
     def materializations(self, view: str | None = None, version: int | None = None, limit: int = 100
-                         ) -> list[Materialization]:
+                         ) -> builtins.list[Materialization]:
         """Newest first."""
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
             raise InvalidInput("limit must be between 1 and 10000", field="limit")

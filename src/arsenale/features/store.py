@@ -16,6 +16,7 @@ the client.
 
 from __future__ import annotations
 
+import builtins
 import json
 import math
 import threading
@@ -61,9 +62,9 @@ def online_table(view: str, version: int) -> str:
 class _ViewPart:
     view: FeatureView
     version: int
-    features: list[str] = field(default_factory=list)
-    outputs: list[str] = field(default_factory=list)
-    hidden: list[bool] = field(default_factory=list)  # fetched only as an on-demand feature's input
+    features: builtins.list[str] = field(default_factory=list)
+    outputs: builtins.list[str] = field(default_factory=list)
+    hidden: builtins.list[bool] = field(default_factory=list)  # fetched only as an on-demand feature's input
 
 
 @dataclass
@@ -71,9 +72,9 @@ class RetrievalPlan:
     """A feature list resolved to view versions and on-demand features, with the output column names."""
 
     views: dict[str, _ViewPart]
-    on_demand: list[tuple[OnDemandFeature, int]]
-    columns: list[str]  # the requested features' output names, in request order
-    refs: list[str]  # "view@version:feature" / "name@version" of everything requested, for lineage
+    on_demand: builtins.list[tuple[OnDemandFeature, int]]
+    columns: builtins.list[str]  # the requested features' output names, in request order
+    refs: builtins.list[str]  # "view@version:feature" / "name@version" of everything requested, for lineage
     created: float = field(default_factory=time.monotonic)
 
 
@@ -143,7 +144,7 @@ class FeatureStore:
 
     # ---- definitions -------------------------------------------------------------------
 
-    def apply(self, definitions: Iterable[Definition] | Definition) -> list[DefinitionInfo]:
+    def apply(self, definitions: Iterable[Definition] | Definition) -> builtins.list[DefinitionInfo]:
         """Store the definitions (a new version for each changed one) in one transaction."""
         if isinstance(definitions, (FeatureView, OnDemandFeature, FeatureService)) or hasattr(definitions, "kind"):
             definitions = [definitions]  # type: ignore[list-item]
@@ -155,7 +156,7 @@ class FeatureStore:
                          and i.name in local})
         return infos
 
-    def list(self, kind: str | None = None) -> list[DefinitionInfo]:
+    def list(self, kind: str | None = None) -> builtins.list[DefinitionInfo]:
         return self.registry.list(kind)
 
     def get_view(self, name: str, version: int | None = None) -> FeatureView:
@@ -179,7 +180,7 @@ class FeatureStore:
 
     # ---- resolution --------------------------------------------------------------------
 
-    def _features(self, features: Any) -> list[str]:
+    def _features(self, features: Any) -> builtins.list[str]:
         if isinstance(features, FeatureService):
             return list(features.features)
         if isinstance(features, str):
@@ -208,9 +209,9 @@ class FeatureStore:
             return cached
         refs = [parse_feature_ref(n) for n in names]
         parts: dict[str, _ViewPart] = {}
-        on_demand: list[tuple[OnDemandFeature, int]] = []
-        columns: list[str] = []
-        lineage: list[str] = []
+        on_demand: builtins.list[tuple[OnDemandFeature, int]] = []
+        columns: builtins.list[str] = []
+        lineage: builtins.list[str] = []
 
         def part_for(ref: FeatureRef) -> _ViewPart:
             assert ref.view is not None
@@ -295,7 +296,7 @@ class FeatureStore:
         from arsenale.features.offline import ViewRequest, retrieve
 
         plan = self.plan(features, full_feature_names=full_feature_names)
-        requests, sources, read = [], [], {}
+        requests, sources, read = [], [], {}  # type: ignore[var-annotated]
         for part in plan.views.values():
             source, label = self._source(part.view, read)
             sources.append((part, label))
@@ -311,7 +312,7 @@ class FeatureStore:
         self._record_lineage(plan, sources)
         return frame
 
-    def _record_lineage(self, plan: RetrievalPlan, sources: list[tuple[_ViewPart, str]]) -> None:
+    def _record_lineage(self, plan: RetrievalPlan, sources: builtins.list[tuple[_ViewPart, str]]) -> None:
         from arsenale.tracking.fluent import active_run
 
         run = active_run()
@@ -328,7 +329,7 @@ class FeatureStore:
     # ---- materialization ---------------------------------------------------------------
 
     def materialize(self, end: Any = "now", *, start: Any = None, views: Sequence[str] | None = None,
-                    entities: Any = None) -> list[Materialization]:
+                    entities: Any = None) -> builtins.list[Materialization]:
         """Bring the online store up to `end`: for each view (the newest version of each, or `views`), the
         entities with events since its watermark (or since `start`) get their values as of `end`.
         Incremental and idempotent: a run that stops halfway leaves whole rows and the old watermark, and the
@@ -371,7 +372,7 @@ class FeatureStore:
     # ---- online ------------------------------------------------------------------------
 
     def get_online_features(self, features: Any, entity_rows: Sequence[Mapping[str, Any]], *,
-                            full_feature_names: bool = False) -> dict[str, list[Any]]:
+                            full_feature_names: bool = False) -> dict[str, builtins.list[Any]]:
         """The latest materialized values for each entity row, columnar: the rows' own columns, then one
         list per feature. Plain features older than their view's TTL read as null; on-demand features run
         on the request's columns and the fetched values."""
@@ -379,7 +380,7 @@ class FeatureStore:
         if self.remote:
             return self.registry.online(features, rows, full_feature_names=full_feature_names)
         plan = self.plan(features, full_feature_names=full_feature_names)
-        out: dict[str, list[Any]] = {}
+        out: dict[str, builtins.list[Any]] = {}
         for name in rows[0]:
             out[name] = [r.get(name) for r in rows]
         now = time.time()
@@ -415,7 +416,7 @@ class FeatureStore:
 
         return serving_skew(self, deployment, since_ms=since_ms, until_ms=until_ms, tolerance=tolerance)
 
-    def freshness(self) -> list[dict[str, Any]]:
+    def freshness(self) -> builtins.list[dict[str, Any]]:
         """Per view (newest version): the online watermark, its age in seconds, and the last materialization."""
         if self.remote:
             return self.registry.freshness()  # type: ignore[no-any-return]
@@ -435,7 +436,7 @@ def _is_count(view: FeatureView, feature: str) -> bool:
     return agg is not None and agg.function == "count"
 
 
-def _check_rows(entity_rows: Any) -> list[dict[str, Any]]:
+def _check_rows(entity_rows: Any) -> builtins.list[dict[str, Any]]:
     if isinstance(entity_rows, Mapping) or isinstance(entity_rows, (str, bytes)) \
             or not isinstance(entity_rows, Sequence):
         raise InvalidInput("entity_rows must be a list of dicts, e.g. [{'customer_id': 42}]", field="entity_rows")
@@ -453,7 +454,7 @@ def _check_rows(entity_rows: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def _run_on_demand(plan: RetrievalPlan, out: dict[str, list[Any]], n: int) -> None:
+def _run_on_demand(plan: RetrievalPlan, out: dict[str, builtins.list[Any]], n: int) -> None:
     import pandas as pd
 
     for odf, _ in plan.on_demand:

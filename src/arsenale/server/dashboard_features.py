@@ -53,7 +53,7 @@ def source_statistics(store: Any, view: FeatureView) -> tuple[list[dict[str, Any
     import pyarrow.parquet as pq
 
     try:
-        source, label = store._source(view)
+        source, _ = store._source(view)
         table = source if isinstance(source, pa.Table) else pq.read_table(source, columns=view.source_columns)
     except ArsenaleError as exc:
         return [], exc.message
