@@ -180,6 +180,10 @@ def run_demo(port: int = 5000) -> dict[str, Any]:
     print(f"  loaded models:/{MODEL}@champion back (every file hash-verified): test roc auc "
           f"{served_auc:.4f}")
     inputs = [f"dataset:{d['name']}@{d['version']}" for d in lineage.data if d.get("kind") == "dataset"]
+    views = sorted({f"{d['name'].split(':')[0]}@{d['version']}" for d in lineage.data if d.get("kind") == "feature"})
+    n_features = sum(d.get("kind") == "feature" for d in lineage.data)
+    if views:
+        inputs.append(f"{n_features} features of {', '.join(views)}")
     print(f"  lineage: v{champion.version} <- run {lineage.run['run_id'] if lineage.run else '?'} <- data "
           f"{', '.join(inputs) or '?'} <- code {lineage.code.get('git_commit', 'outside git')[:12]}")
     print(f"Store: {client.uri}")

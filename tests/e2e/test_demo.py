@@ -35,6 +35,7 @@ def test_demo_tracks_a_real_sweep(capsys: pytest.CaptureFixture[str]) -> None:
     # the training set came from the feature store, point-in-time; online values equal the training rows
     assert out["features"] == {"rows": 566, "consistent": True}
     assert "measurements@1:mean radius" in best.data.tags["ars.features"]
+    assert {"kind": "feature", "name": "measurements:mean radius", "version": "1"} in lineage.data
     assert "Features: view measurements@1 (30 features of a patient)" in printed
     assert out["pipeline_cached"] == 4  # the re-run of the retraining pipeline executed nothing
     assert client.tracking.read_artifact(best.run_id, "plots/roc.png").startswith(b"\x89PNG")

@@ -198,8 +198,8 @@ def lineage_tree(lin: Lineage) -> Tree:
             _pairs_node(parent, "metrics", run.get("metrics") or {})
     data = parent.add(Text("data", style="bold"))
     for d in lin.data:
-        if d.get("kind") == "dataset":
-            data.add(_label("dataset", f"{d.get('name')}@{d.get('version')}", "yellow"))
+        if d.get("kind") in ("dataset", "feature"):
+            data.add(_label(str(d["kind"]), f"{d.get('name')}@{d.get('version')}", "yellow"))
         else:
             rows = f", {d['rows']} rows" if d.get("rows") is not None else ""
             data.add(_label(str(d.get("kind")), f"{d.get('fingerprint')}{rows}", "yellow"))

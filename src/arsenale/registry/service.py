@@ -325,6 +325,16 @@ class RegistryService:
         for key, value in sorted(tags.items()):
             if key.startswith("ars.input."):
                 out.data.append({"kind": "dataset", "name": key[len("ars.input."):], "version": value})
+        if "ars.features" in tags:  # the feature versions a training set was retrieved with
+            try:
+                refs = json.loads(tags["ars.features"])
+            except ValueError:
+                refs = []
+            for ref in refs if isinstance(refs, list) else []:
+                view, _, feature = str(ref).partition(":")
+                name, _, version = view.partition("@")
+                out.data.append({"kind": "feature", "name": f"{name}:{feature}" if feature else name,
+                                 "version": version})
         out.code = {k: tags[f"ars.source.{k}"] for k in ("git_commit", "git_dirty", "git_branch", "command")
                     if f"ars.source.{k}" in tags}
         out.environment = {k: tags[f"ars.source.{k}"] for k in ("python", "packages_hash", "host")
