@@ -58,6 +58,12 @@ def test_a_remote_client_materializes_on_the_server_and_reads_what_serving_reads
                                    offline[col].astype(float), atol=1e-9, equal_nan=True)
     assert online["amount"][21] is None and fs.freshness()[0]["watermark"] is not None
     assert [m.id for m in remote.features.materializations("txn_stats")] == [mat.id]
+    metrics = httpx.get(f"{remote.uri}/metrics").text
+    assert 'arsenale_feature_collector_up 1.0' in metrics
+    [freshness] = [line for line in metrics.splitlines()
+                   if line.startswith("arsenale_feature_view_freshness_seconds{") and 'view="txn_stats"' in line]
+    assert 'version="1"' in freshness and 0 <= float(freshness.rsplit(" ", 1)[1]) < 600
+    assert 'arsenale_feature_view_materialized_until_seconds{' in metrics
 
 
 def test_bad_requests_are_4xx_and_change_nothing(remote: Client) -> None:

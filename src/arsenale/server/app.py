@@ -35,6 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from arsenale.config import get_settings
 from arsenale.errors import ArsenaleError, InvalidInput
 from arsenale.platform import Client
+from arsenale.server.feature_metrics import FeatureCollector
 from arsenale.server.monitor_metrics import MonitorCollector
 from arsenale.server.routers import alerts as alert_routes
 from arsenale.server.routers import audit as audit_routes
@@ -301,6 +302,7 @@ def create_app(client: Client | None = None, *, max_json_bytes: int | None = Non
     app.state.metrics_registry = registry = CollectorRegistry(auto_describe=True)
     # Read at scrape time through whatever client the app holds then (the lazy one is built on first use).
     registry.register(MonitorCollector(lambda: app.state.client.monitors.engine))
+    registry.register(FeatureCollector(lambda: app.state.client.features.engine))
 
     app.add_exception_handler(ArsenaleError, _on_arsenale_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)

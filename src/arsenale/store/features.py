@@ -75,3 +75,15 @@ def last_success(conn: Connection, view: str, version: int, online_store: str) -
     return conn.execute(select(mats).where(mats.c.view == view, mats.c.version == version,
                                            mats.c.online_store == online_store, mats.c.status == "succeeded")
                         .order_by(mats.c.id.desc()).limit(1)).first()
+
+
+def newest_materializations(conn: Connection) -> Sequence[Any]:
+    """Per feature view (its newest version) and online store, the newest successful materialization."""
+    newest_view = select(defs.c.name, func.max(defs.c.version).label("version")) \
+        .where(defs.c.kind == "view").group_by(defs.c.name).subquery()
+    newest_run = select(func.max(mats.c.id).label("id")).where(mats.c.status == "succeeded") \
+        .group_by(mats.c.view, mats.c.version, mats.c.online_store).subquery()
+    return conn.execute(select(mats).join(newest_run, mats.c.id == newest_run.c.id)
+                        .join(newest_view, (mats.c.view == newest_view.c.name)
+                              & (mats.c.version == newest_view.c.version))
+                        .order_by(mats.c.view, mats.c.online_store)).all()
