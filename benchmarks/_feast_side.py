@@ -39,19 +39,9 @@ import warnings
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from _memory import peak_mib, rss_mib
+
 FEATURES = ["f1", "f2", "f3"]
-
-
-def rss_mib() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
 def make_store(spec: dict, work: Path):

@@ -83,7 +83,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlparse
 
-from tracking import clean_env, log
+from tracking import clean_env, log, print_table
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -541,26 +541,6 @@ def fmt(v, unit: str) -> str:
     return str(v)
 
 
-def print_table(rows: list[dict]) -> None:
-    headers = ["operation", "Feast", "Arsenale", "ratio", "target", ""]
-    table = []
-    for r in rows:
-        ratio = "—" if r["ratio"] is None else f"{r['ratio']:,.1f}×"
-        t = r["target"]
-        target = t if isinstance(t, str) else (f"≥{t:g}×" if t else "—")
-        met = {True: "ok", False: "MISS", None: ""}[r["met"]]
-        table.append([r["name"], fmt(r["feast"], r["unit"]), fmt(r["arsenale"], r["unit"]), ratio, target,
-                      met])
-    widths = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(headers)]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
-    print(line)
-    print("-" * len(line))
-    for t in table:
-        print("  ".join([t[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(t[1:], widths[1:])]))
-    for r in rows:
-        if r["note"]:
-            print(f"  {r['name'].strip()}: {r['note']}")
-
 
 def med(results: list[dict], fn) -> float | None:
     vals = [fn(r) for r in results if r and "error" not in r and not r.get("skipped")]
@@ -931,7 +911,7 @@ def main() -> int:
         print(f"warning: load average above the CPU count ({os.cpu_count()}); "
               f"compare ratios from one run only")
     print()
-    print_table(rows)
+    print_table(rows, fmt, peer="Feast", key="feast")
 
     report = {
         "benchmark": "features",

@@ -283,16 +283,17 @@ def fmt(v: float | None, unit: str) -> str:
     return f"{v * 1000:.1f} ms" if v < 1 else f"{v:.2f} s"
 
 
-def print_table(rows: list[dict], fmt=fmt) -> None:
-    """The side-by-side table every peer benchmark prints; `fmt` renders a figure in its unit."""
-    headers = ["operation", "MLflow", "Arsenale", "ratio", "target", ""]
+def print_table(rows: list[dict], fmt=fmt, peer: str = "MLflow", key: str = "mlflow") -> None:
+    """The side-by-side table every peer benchmark prints; `fmt` renders a figure in its unit, `peer` heads
+    the column of the rows' `key` figures."""
+    headers = ["operation", peer, "Arsenale", "ratio", "target", ""]
     table = []
     for r in rows:
         ratio = "—" if r["ratio"] is None else f"{r['ratio']:,.1f}×"
         t = r["target"]
-        target = t if isinstance(t, str) else (f"≥{t:.0f}×" if t else "—")
+        target = t if isinstance(t, str) else (f"≥{t:g}×" if t else "—")
         met = {True: "ok", False: "MISS", None: ""}[r["met"]]
-        table.append([r["name"], fmt(r["mlflow"], r["unit"]), fmt(r["arsenale"], r["unit"]), ratio, target, met])
+        table.append([r["name"], fmt(r[key], r["unit"]), fmt(r["arsenale"], r["unit"]), ratio, target, met])
     widths = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(headers)]
     line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
     print(line)
@@ -301,7 +302,7 @@ def print_table(rows: list[dict], fmt=fmt) -> None:
         print("  ".join([t[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(t[1:], widths[1:])]))
     for r in rows:
         if r["note"]:
-            print(f"  {r['name']}: {r['note']}")
+            print(f"  {r['name'].strip()}: {r['note']}")
 
 
 def main() -> int:

@@ -143,18 +143,33 @@ def parse_expression(name: str, expression: Any) -> Feature:
                                                       window_seconds=window))
 
 
-class Entity(_Model):
-    """What features describe (a customer, a card): a name and the columns that identify one."""
+class _Named(_Model):
+    """A stored definition: a name (also accepted as the first positional argument), a description and tags,
+    which document it without changing its version. Subclasses normalise what users write in `_normalise`;
+    a stored definition read back goes through it too, so it must accept its own output."""
 
-    kind: Literal["entity"] = "entity"
     name: str
-    join_keys: tuple[str, ...]
     description: str = ""
     tags: dict[str, str] = Field(default_factory=dict)
 
     def __init__(self, name: str | None = None, /, **data: Any) -> None:
         if name is not None:
             data["name"] = name
+        super().__init__(**self._normalise(data))
+
+    @classmethod
+    def _normalise(cls, data: dict[str, Any]) -> dict[str, Any]:
+        return data
+
+
+class Entity(_Named):
+    """What features describe (a customer, a card): a name and the columns that identify one."""
+
+    kind: Literal["entity"] = "entity"
+    join_keys: tuple[str, ...]
+
+    @classmethod
+    def _normalise(cls, data: dict[str, Any]) -> dict[str, Any]:
         data["name"] = _check_name(data.get("name"), field="name")
         keys = data.get("join_keys") or [data["name"]]
         if isinstance(keys, str):
@@ -165,7 +180,7 @@ class Entity(_Model):
         if len(set(keys)) != len(keys):
             raise InvalidInput(f"join_keys repeat a column: {list(keys)}", field="join_keys")
         data["join_keys"] = keys
-        super().__init__(**data)
+        return data
 
     def definition(self) -> dict[str, Any]:
         return {"join_keys": list(self.join_keys)}
@@ -205,7 +220,7 @@ def _source(value: Any) -> SourceSpec:
                        f"got {type(value).__name__}", field="source")
 
 
-class FeatureView(_Model):
+class FeatureView(_Named):
     """Features of one or more entities, computed from one event source.
 
     `features` maps each feature name to an expression (see the module docstring); a list of column
@@ -214,7 +229,6 @@ class FeatureView(_Model):
     """
 
     kind: Literal["view"] = "view"
-    name: str
     entities: tuple[str, ...]
     join_keys: tuple[str, ...]
     source: SourceSpec
@@ -222,17 +236,14 @@ class FeatureView(_Model):
     created_timestamp: str | None = None
     ttl_seconds: float | None = None
     features: tuple[Feature, ...]
-    description: str = ""
-    tags: dict[str, str] = Field(default_factory=dict)
 
-    def __init__(self, name: str | None = None, /, **data: Any) -> None:
-        if name is not None:
-            data["name"] = name
+    @classmethod
+    def _normalise(cls, data: dict[str, Any]) -> dict[str, Any]:
         features = data.get("features")
         if isinstance(features, Mapping) or (isinstance(features, (list, tuple))
                                              and all(isinstance(f, str) for f in features)):
-            data = _normalise_view(data)  # as a user writes it; a stored definition is already normal
-        super().__init__(**data)
+            return _normalise_view(data)  # as a user writes it; a stored definition is already normal
+        return data
 
     def feature(self, name: str) -> Feature:
         for f in self.features:
@@ -339,18 +350,15 @@ def parse_feature_ref(value: Any, *, field: str = "features") -> FeatureRef:
                       feature=check_identifier(feature, field=field, what="a feature name"))
 
 
-class OnDemandFeature(_Model):
+class OnDemandFeature(_Named):
     """A feature computed at request time from other features and request columns, by one Python function
     that runs identically offline and online. The function is found by `module:qualname`; its source's
     digest is part of the definition, so editing the body makes a new version."""
 
     kind: Literal["on_demand"] = "on_demand"
-    name: str
     inputs: tuple[str, ...]
     function: str
     source_digest: str
-    description: str = ""
-    tags: dict[str, str] = Field(default_factory=dict)
     _callable: Callable[..., Any] | None = None
 
     def input_refs(self) -> list[FeatureRef]:
@@ -425,24 +433,20 @@ def on_demand_feature(inputs: Sequence[str], *, name: str | None = None, descrip
     return wrap
 
 
-class FeatureService(_Model):
+class FeatureService(_Named):
     """A named set of features a model consumes; serving fetches exactly these."""
 
     kind: Literal["service"] = "service"
-    name: str
     features: tuple[str, ...]
-    description: str = ""
-    tags: dict[str, str] = Field(default_factory=dict)
 
-    def __init__(self, name: str | None = None, /, **data: Any) -> None:
-        if name is not None:
-            data["name"] = name
+    @classmethod
+    def _normalise(cls, data: dict[str, Any]) -> dict[str, Any]:
         data["name"] = _check_name(data.get("name"), field="name")
         features = data.get("features")
         if isinstance(features, str) or not isinstance(features, (list, tuple)) or not features:
             raise InvalidInput("features must be a non-empty list of feature references", field="features")
         data["features"] = tuple(str(parse_feature_ref(f)) for f in features)
-        super().__init__(**data)
+        return data
 
     def refs(self) -> list[FeatureRef]:
         return [parse_feature_ref(f) for f in self.features]

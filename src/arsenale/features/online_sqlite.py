@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from itertools import repeat
 from pathlib import Path
@@ -107,32 +108,23 @@ class SQLiteOnlineStore:
         Returns the rows stored: rows older than the stored ones are not counted.
         """
         keys, columns, mark, wanted = _check_write(table, keys, frame, columns, watermark, batch_rows)
-        conn = self._conn()
         last = max(0, (frame.num_rows - 1) // batch_rows)
         written = 0
         for number, batch in enumerate(_batches(frame, keys, columns, batch_rows, with_ts=False)):
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    # Checked in every batch: another process may have dropped and recreated the table.
-                    conn.execute("INSERT INTO online_tables (name, schema) VALUES (?, ?) ON CONFLICT (name) "
-                                 "DO NOTHING", (table, wanted))
-                    table_id, stored = conn.execute("SELECT id, schema FROM online_tables WHERE name = ?",
-                                                    (table,)).fetchone()
-                    if stored != wanted:
-                        raise _schema_mismatch(table, stored, wanted)
-                    cursor = conn.executemany(_UPSERT, zip(repeat(table_id), batch.keys, batch.micros,
-                                                           batch.values))
-                    written += max(cursor.rowcount, 0)
-                    if number == last and mark is not None:
-                        conn.execute("UPDATE online_tables SET watermark = max(coalesce(watermark, ?1), ?1) "
-                                     "WHERE id = ?2", (mark, table_id))
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise self._failed(exc) from exc
+            with self._transaction() as conn:
+                # Checked in every batch: another process may have dropped and recreated the table.
+                conn.execute("INSERT INTO online_tables (name, schema) VALUES (?, ?) ON CONFLICT (name) "
+                             "DO NOTHING", (table, wanted))
+                table_id, stored = conn.execute("SELECT id, schema FROM online_tables WHERE name = ?",
+                                                (table,)).fetchone()
+                if stored != wanted:
+                    raise _schema_mismatch(table, stored, wanted)
+                cursor = conn.executemany(_UPSERT, zip(repeat(table_id), batch.keys, batch.micros,
+                                                       batch.values))
+                written += max(cursor.rowcount, 0)
+                if number == last and mark is not None:
+                    conn.execute("UPDATE online_tables SET watermark = max(coalesce(watermark, ?1), ?1) "
+                                 "WHERE id = ?2", (mark, table_id))
         return written
 
     def _read_sql(self, count: int) -> str:
@@ -201,21 +193,28 @@ class SQLiteOnlineStore:
         return {"rows": row[2], "watermark": _when(row[1]), "columns": list(schema.columns),
                 "keys": list(schema.keys)}
 
-    def drop(self, table: str) -> None:
-        """Remove the table's rows, schema and watermark in one transaction; a missing table is no error."""
-        _check_table(table)
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction on this thread's connection: the write lock taken up front, committed on
+        success, rolled back on any exception; SQLite's own errors surface as BackendUnavailable."""
         conn = self._conn()
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.execute(f"DELETE FROM online_rows WHERE t = {_TABLE_ID}", (table,))
-                conn.execute("DELETE FROM online_tables WHERE name = ?", (table,))
+                yield conn
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
             raise self._failed(exc) from exc
+
+    def drop(self, table: str) -> None:
+        """Remove the table's rows, schema and watermark in one transaction; a missing table is no error."""
+        _check_table(table)
+        with self._transaction() as conn:
+            conn.execute(f"DELETE FROM online_rows WHERE t = {_TABLE_ID}", (table,))
+            conn.execute("DELETE FROM online_tables WHERE name = ?", (table,))
 
     def tables(self) -> list[str]:
         try:
