@@ -104,7 +104,7 @@ def run_demo(port: int = 5000) -> dict[str, Any]:
     frame, features, feature_store = build_training_set(ars, dataset)
     X_train, X_test, y_train, y_test = train_test_split(frame[features].to_numpy(), frame["target"].to_numpy(),
                                                         test_size=0.25, stratify=frame["target"], random_state=42)
-    print(f"Training on {dataset.uri}: {len(X_train)} training rows, {len(X_test)} test rows, "
+    print(f"Training on {dataset.uri}'s features: {len(X_train)} training rows, {len(X_test)} test rows, "
           f"{X_train.shape[1]} features")
     folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
     results = []

@@ -99,7 +99,8 @@ def _summary(kind: str, spec: dict[str, Any]) -> str:
         return f"{len(spec['features'])} features from {where}"
     if kind == "on_demand":
         return f"{spec['function']}({', '.join(spec['inputs'])})"
-    return ", ".join(spec["features"])
+    features = spec["features"]
+    return ", ".join(features) if len(features) <= 4 else f"{', '.join(features[:3])}, … ({len(features)} features)"
 
 
 @app.command("show")
@@ -167,9 +168,14 @@ def get(features: Annotated[list[str], typer.Argument(help="'view:feature' refer
     if as_json:
         render.print_json(result)
         return
-    t = render.table(*result)
-    for i in range(len(rows)):
-        t.add_row(*(render.cell(values[i]) for values in result.values()))
+    if len(result) <= 8:  # a row per entity
+        t = render.table(*result)
+        for i in range(len(rows)):
+            t.add_row(*(render.cell(values[i]) for values in result.values()))
+    else:  # many features: a row per feature, a column per entity, so the table fits a terminal
+        t = render.table("", *(f"entity {i + 1}" for i in range(len(rows))))
+        for name, values in result.items():
+            t.add_row(render.cell(name, "bold"), *(render.cell(v) for v in values))
     render.show(t)
 
 
