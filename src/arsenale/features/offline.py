@@ -170,20 +170,21 @@ def as_of(view: FeatureView, source: pa.Table | str | list[str], end: datetime, 
             events += _subset_join(con, entities, view, types)
         plain = [i for i, f in enumerate(view.features) if f.aggregation is None]
         grouped = [f"{', '.join(keys)}", "max(__ts) AS __last"]
-        if plain:  # the latest row's values, all at once: one comparison of (time, created, row) per event
-            latest = ", ".join(f"v{i} := {inputs[str(view.features[i].column)]}" for i in plain)
-            # (time, row) packed in one 128-bit integer compares faster than a struct; with a created time
-            # the order has three parts and stays a struct.
-            order = ("struct_pack(t := __ts, c := __cr, q := __seq)" if view.created_timestamp
-                     else "__ts::HUGEINT * 18446744073709551616 + __seq")
-            grouped.append(f"arg_max_null(struct_pack({latest}), {order}) AS __latest")
+        # The latest row's value of each plain feature. (time, row) packed in one 128-bit integer compares
+        # faster than a struct; with a created time the order has three parts and stays a struct. One
+        # arg_max per feature is faster than one over a struct of all their values.
+        order = ("struct_pack(t := __ts, c := __cr, q := __seq)" if view.created_timestamp
+                 else "__ts::HUGEINT * 18446744073709551616 + __seq")
         for i, feature in enumerate(view.features):
-            if feature.aggregation is not None:
+            if feature.aggregation is None:
+                grouped.append(f"arg_max_null({inputs[str(feature.column)]}, __order) AS __f{i}")
+            else:
                 span = max(_micros(feature.aggregation.window_seconds), 1)
                 grouped.append(f"{_aggregate_sql(plan, feature, where=f'__ts > {end_us - span}')} AS __f{i}")
         fresh = "true" if view.ttl_seconds is None else f"__last >= {end_us - _micros(view.ttl_seconds)}"
-        values = [f"CASE WHEN {fresh} THEN __latest.v{i} END AS __f{i}" if i in plain else f"__f{i}"
+        values = [f"CASE WHEN {fresh} THEN __f{i} END AS __f{i}" if i in plain else f"__f{i}"
                   for i in range(len(view.features))]
+        events = f"SELECT *, {order} AS __order FROM ({events})" if plain else events
         sql = (f"SELECT {', '.join(keys)}, make_timestamp(__last) AS __ts, {', '.join(values)} FROM ("
                f"SELECT {', '.join(grouped)} FROM ({events}) WHERE {' AND '.join(where)} "
                f"GROUP BY {', '.join(keys)})")
