@@ -110,9 +110,12 @@ def test_create_list_delete(service: WebhookService, receiver: Receiver) -> None
     assert other.secret == "s3cret"
 
     listed = service.list()
-    assert [h.webhook_id for h in listed] == [created.webhook_id, other.webhook_id]
+    # Listed by creation time (milliseconds: two made in the same one may come either way round).
+    assert {h.webhook_id for h in listed} == {created.webhook_id, other.webhook_id}
+    assert [h.creation_time for h in listed] == sorted(h.creation_time for h in listed)
     assert all(type(h) is Webhook and "secret" not in h.model_dump() for h in listed)
-    assert listed[0].events == ["model.registered", "model.alias_set"]
+    by_id = {h.webhook_id: h for h in listed}
+    assert by_id[created.webhook_id].events == ["model.registered", "model.alias_set"]
 
     service.delete(created.webhook_id)
     assert [h.webhook_id for h in service.list()] == [other.webhook_id]
