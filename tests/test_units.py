@@ -23,3 +23,12 @@ def test_bad_durations_name_the_field(bad: object) -> None:
 
 def test_sizes() -> None:
     assert (human_size(1536), human_size(12), human_size(None, "?")) == ("1.5 KiB", "12 B", "?")
+
+
+def test_durations_round_trip_through_their_spelling() -> None:
+    from arsenale.units import format_duration, parse_duration
+
+    assert parse_duration("2w", field="w") == 14 * 86400
+    for text in ("90s", "10m", "90m", "1h", "7d", "14d"):
+        assert format_duration(parse_duration(text, field="d")) == text
+    assert format_duration(1.5) == "1.5s"

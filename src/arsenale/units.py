@@ -8,8 +8,9 @@ from typing import Any
 
 from arsenale.errors import InvalidInput
 
-_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h|d)?\s*", re.IGNORECASE)
-_SECONDS = {"ms": 0.001, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h|d|w)?\s*", re.IGNORECASE)
+_SECONDS = {"ms": 0.001, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0,
+            None: 1.0}
 
 
 def human_size(n: int | None, missing: str = "") -> str:
@@ -25,7 +26,7 @@ def human_size(n: int | None, missing: str = "") -> str:
 
 
 def parse_duration(value: Any, *, field: str) -> float:
-    """'500ms', '30s', '10m', '15min', '1h', '1d' or a number of seconds → seconds (positive and finite)."""
+    """'500ms', '30s', '10m', '15min', '1h', '1d', '2w' or a number of seconds → seconds (positive and finite)."""
     if isinstance(value, bool):
         seconds = math.nan
     elif isinstance(value, (int, float)):
@@ -39,3 +40,12 @@ def parse_duration(value: Any, *, field: str) -> float:
         raise InvalidInput(f"{field} must be a positive duration like 500ms, 30s, 10m, 1h or 1d; got {value!r}",
                            field=field)
     return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """3600 → '1h', 5400 → '90m', 604800 → '7d': the largest of d, h, m that divides it, else seconds (the
+    inverse of `parse_duration` for the durations people write)."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"

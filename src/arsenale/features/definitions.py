@@ -26,6 +26,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from arsenale.errors import InvalidInput
+from arsenale.units import format_duration, parse_duration
 
 __all__ = ["Aggregation", "Entity", "Feature", "FeatureRef", "FeatureService", "FeatureView", "OnDemandFeature",
            "SourceSpec", "check_identifier", "on_demand_feature", "parse_expression", "parse_feature_ref",
@@ -35,8 +36,6 @@ __all__ = ["Aggregation", "Entity", "Feature", "FeatureRef", "FeatureService", "
 # syntax uses (':' and '@'), quotes, control characters, and surrounding spaces.
 _IDENT = re.compile(r"[^\x00-\x1f\x7f:@\"\s](?:[^\x00-\x1f\x7f:@\"]{0,126}[^\x00-\x1f\x7f:@\"\s])?")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
-_WINDOW = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)\s*", re.IGNORECASE)
-_WINDOW_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 _AGG = re.compile(r"\s*(sum|count|avg|mean|min|max)\s*\(\s*(\*|\"[^\"]+\"|[A-Za-z_][A-Za-z0-9_]*)\s*\)\s+over\s+(.+?)\s*",
                   re.IGNORECASE)
 AGGREGATIONS = ("sum", "count", "avg", "min", "max")
@@ -65,26 +64,13 @@ def _check_name(value: Any, *, field: str) -> str:
 
 
 def parse_window(value: Any, *, field: str = "window") -> float:
-    """'30s', '15m', '24h', '7d', '2w' or a positive number of seconds → seconds."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1e12:
-        return float(value)
-    if hasattr(value, "total_seconds"):  # datetime.timedelta, pandas.Timedelta
-        seconds = float(value.total_seconds())
-        if 0 < seconds < 1e12:
-            return seconds
-    if isinstance(value, str) and (m := _WINDOW.fullmatch(value)):
-        seconds = float(m.group(1)) * _WINDOW_SECONDS[m.group(2).lower()]
-        if 0 < seconds < 1e12:
-            return seconds
-    raise InvalidInput(f"{field} must be a positive duration like 30s, 15m, 24h, 7d or 2w; got {value!r}",
-                       field=field)
-
-
-def format_window(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
+    """'30s', '15m', '24h', '7d', '2w', a number of seconds or a timedelta → seconds (under ~30,000 years)."""
+    if hasattr(value, "total_seconds") and not isinstance(value, (int, float, str)):
+        value = float(value.total_seconds())  # datetime.timedelta, pandas.Timedelta
+    seconds = parse_duration(value, field=field)
+    if seconds >= 1e12:
+        raise InvalidInput(f"{field} is too long: {value!r}", field=field)
+    return seconds
 
 
 class Aggregation(_Model):
@@ -98,7 +84,7 @@ class Aggregation(_Model):
         column = self.column or "*"
         if self.column is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.column):
             column = f'"{self.column}"'
-        return f"{self.function}({column}) over {format_window(self.window_seconds)}"
+        return f"{self.function}({column}) over {format_duration(self.window_seconds)}"
 
 
 class Feature(_Model):

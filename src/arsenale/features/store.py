@@ -146,7 +146,7 @@ class FeatureStore:
 
     def apply(self, definitions: Iterable[Definition] | Definition) -> builtins.list[DefinitionInfo]:
         """Store the definitions (a new version for each changed one) in one transaction."""
-        if isinstance(definitions, (FeatureView, OnDemandFeature, FeatureService)) or hasattr(definitions, "kind"):
+        if hasattr(definitions, "kind"):  # one definition rather than a list of them
             definitions = [definitions]  # type: ignore[list-item]
         objs = list(definitions)  # type: ignore[arg-type]
         infos = self.registry.apply(objs)
@@ -394,16 +394,15 @@ class FeatureStore:
             found = self.online.read(online_table(part.view.name, part.version), keys, entity_keys,
                                      columns=part.features)
             ttl = part.view.ttl_seconds
-            plain = {f.name for f in part.view.features if f.aggregation is None}
+            # Plain features older than the TTL read as null; an unknown entity's counts read 0.
+            stale = [ttl is not None and vals is not None and ts is not None and now - ts.timestamp() > ttl
+                     for ts, vals in found]
             for feature, output in zip(part.features, part.outputs):
-                expire = ttl is not None and feature in plain
-                values = []
-                for ts, vals in found:
-                    if vals is None or (expire and ts is not None and now - ts.timestamp() > ttl):  # type: ignore[operator]
-                        values.append(0 if _is_count(part.view, feature) and vals is None else None)
-                    else:
-                        values.append(vals.get(feature))
-                out[output] = values
+                aggregation = part.view.feature(feature).aggregation
+                absent = 0 if aggregation is not None and aggregation.function == "count" else None
+                expire = aggregation is None
+                out[output] = [absent if vals is None else (None if expire and old else vals.get(feature))
+                               for (_, vals), old in zip(found, stale)]
         if plan.on_demand:
             _run_on_demand(plan, out, len(rows))
         hidden = {o for p in plan.views.values() for o, h in zip(p.outputs, p.hidden) if h}
@@ -429,11 +428,6 @@ class FeatureStore:
                         "age_seconds": None if wm is None else max(0.0, time.time() - wm.timestamp()),
                         "last_materialization": None if last is None else last.model_dump()})
         return out
-
-
-def _is_count(view: FeatureView, feature: str) -> bool:
-    agg = view.feature(feature).aggregation
-    return agg is not None and agg.function == "count"
 
 
 def _check_rows(entity_rows: Any) -> builtins.list[dict[str, Any]]:

@@ -22,6 +22,7 @@ from arsenale.features.definitions import FeatureView
 from arsenale.server.dashboard import DashboardRoute, render
 from arsenale.server.dashboard_deployments import find
 from arsenale.server.routers.features import feature_store
+from arsenale.units import format_duration
 
 __all__ = ["install", "source_statistics"]
 
@@ -41,9 +42,7 @@ def age(seconds: float | None) -> str:
 
 
 def ttl(seconds: float | None) -> str:
-    from arsenale.features.definitions import format_window
-
-    return "—" if not seconds else format_window(seconds)
+    return "—" if not seconds else format_duration(seconds)
 
 
 def source_statistics(store: Any, view: FeatureView) -> tuple[list[dict[str, Any]], str | None]:

@@ -39,6 +39,7 @@ from arsenale.monitoring import stattests
 from arsenale.monitoring.models import Monitor, MonitorRun
 from arsenale.server.dashboard import DashboardRoute, fmt_time, int_param, is_htmx, render, root_of
 from arsenale.server.dashboard_deployments import find
+from arsenale.units import format_duration as fmt_window  # a window as monitors are created: '1h', '90m'
 
 __all__ = ["categorical_bins", "distribution", "drift_charts", "feature_rows", "fmt_window", "install",
            "numeric_bins", "top_features"]
@@ -59,14 +60,6 @@ def monitors(request: Request) -> Any:
 
 
 # ---- formatting ------------------------------------------------------------------------------------------
-
-
-def fmt_window(seconds: int) -> str:
-    """3600 → '1h', 5400 → '90m': the largest unit that divides the window, as monitors are created."""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 def num(v: float | None, digits: int = 4) -> str:
