@@ -32,3 +32,12 @@ def test_durations_round_trip_through_their_spelling() -> None:
     for text in ("90s", "10m", "90m", "1h", "7d", "14d"):
         assert format_duration(parse_duration(text, field="d")) == text
     assert format_duration(1.5) == "1.5s"
+
+
+def test_spans_for_people() -> None:
+    from arsenale.units import human_duration
+
+    spans = {0.25: "250 ms", 42: "42 s", 59.9: "59.9 s", 60: "1m 00s", 5400: "1h 30m", 84960: "23h 36m",
+             86400: "1d 0h", 183600: "2d 3h", -3600: "-1h 00m"}
+    assert {s: human_duration(s) for s in spans} == spans
+    assert (human_duration(None), human_duration(float("nan"), "n/a")) == ("—", "n/a")

@@ -155,11 +155,20 @@ def run_demo(port: int = 5000) -> dict[str, Any]:
                                     description=f"runner-up: {runner_up.info.run_name}")
     champion = ars.register_model(MODEL, f"runs:/{best.run_id}/model",
                                   description=f"best cross-validated ROC AUC: {best.info.run_name}")
-    ars.set_alias(MODEL, "challenger", challenger.version, reason="second-best cross-validated ROC AUC")
     ars.set_alias(MODEL, "champion", champion.version,
                   reason=f"best cross-validated ROC AUC ({best.data.metrics['cv_roc_auc_mean']:.4f})")
     client.registry.transition_stage(MODEL, champion.version, "Production", archive_existing=True,
                                      reason="champion of the sweep")
+    # CI gate: the runner-up becomes @challenger (and so enters the canary) only if it passes.
+    from arsenale.config import get_settings
+    from arsenale.demo_gates import gate_challenger, gate_refusals
+
+    print()
+    gate_folder = get_settings().resolved_home() / "gates"
+    gated = gate_challenger(client, MODEL, challenger.version, X_test, y_test, features, gate_folder)
+    if not gated["passed"]:
+        raise RuntimeError(f"the runner-up failed its gate (run {gated['run']}): see {gated['html']}")
+    gated["refusals"] = gate_refusals(client, gate_folder)
     loaded = ars.load_model(f"models:/{MODEL}@champion")
     served_auc = roc_auc_score(y_test, loaded.predict_proba(X_test)[:, 1])
     lineage = client.registry.lineage(MODEL, champion.version)
@@ -195,6 +204,8 @@ def run_demo(port: int = 5000) -> dict[str, Any]:
     print(f"  .venv/bin/arsenale runs list {EXPERIMENT} --order-by 'metrics.cv_roc_auc_mean DESC'")
     print(f"  .venv/bin/arsenale runs show {best.run_id}")
     print(f"  model in the dashboard:     http://127.0.0.1:{port}/models/{MODEL}")
+    print(f"  gate reports:               {gate_folder}/gate-*.html  (and .md, .xml as CI keeps them)")
+    print(f"  .venv/bin/arsenale gate list;  .venv/bin/arsenale gate show {gated['run']}")
     print(f"  pipeline runs:              http://127.0.0.1:{port}/pipelines")
     print(f"  features in the dashboard:  http://127.0.0.1:{port}/features")
     print("  .venv/bin/arsenale features list;  .venv/bin/arsenale features get diagnosis --entity patient_id=3")
@@ -211,7 +222,7 @@ def run_demo(port: int = 5000) -> dict[str, Any]:
     return {"dataset_version": dataset.version, "pipeline_cached": len(again.cached),
             "parent_run_id": parent.run_id, "best_run_id": best.run_id, "runs": len(results),
             "champion": champion.version, "challenger": challenger.version, "served_auc": served_auc,
-            "serving": served, "features": online}
+            "serving": served, "features": online, "gates": gated}
 
 
 def main() -> None:

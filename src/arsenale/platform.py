@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from arsenale.audit.delivery import MetricsAPI
 from arsenale.audit.service import AuditAPI
 from arsenale.config import get_settings
 from arsenale.registry.service import RegistryAPI
@@ -28,6 +29,7 @@ class Client:
     webhooks: Any  # WebhookService locally, WebhookClient over HTTP: the same methods
     audit: AuditAPI
     deployments: DeploymentAPI
+    metrics: MetricsAPI  # delivery metrics from the audit trail
 
     def __init__(self, uri: str | None = None, *, artifacts: str | None = None, actor: str | None = None) -> None:
         settings = get_settings()
@@ -49,8 +51,12 @@ class Client:
             from arsenale.client.deployments import DeploymentClient
 
             self.deployments = DeploymentClient(transport)
+            from arsenale.client.metrics import MetricsClient
+
+            self.metrics = MetricsClient(transport)
             self._monitors_factory = lambda: _http_monitors(transport)
             self._features_factory: Callable[[], Any] = lambda: _http_features(transport)
+            self._gates_factory: Callable[[], Any] = lambda: _http_gates(transport)
             self._datasets_factory: Callable[[], DatasetAPI] = lambda: _http_datasets(transport)
         else:
             from arsenale.audit.service import AuditService
@@ -75,12 +81,17 @@ class Client:
             from arsenale.serving.service import DeploymentService
 
             self.deployments = DeploymentService(engine, self.registry, actor)
+            from arsenale.audit.delivery import MetricsService
+
+            self.metrics = MetricsService(self.audit, self.registry, self.tracking)
             self._monitors_factory = lambda: _local_monitors(engine, self, actor)
             self._features_factory = lambda: _local_features(engine, actor)
+            self._gates_factory = lambda: _local_gates(engine, self, actor)
             self._datasets_factory = lambda: _local_datasets(engine, blobs, actor)
         self._datasets: DatasetAPI | None = None
         self._monitors: Any = None
         self._features: Any = None
+        self._gates: Any = None
 
     @property
     def datasets(self) -> DatasetAPI:
@@ -104,6 +115,14 @@ class Client:
         if self._features is None:
             self._features = self._features_factory()
         return self._features
+
+    @property
+    def gates(self) -> Any:
+        """Gate runs: each stored with the model version it judged and audited (a `GateService`, or a
+        `GateClient` over HTTP: the same methods). `arsenale.gates.runner` runs the checks themselves."""
+        if self._gates is None:
+            self._gates = self._gates_factory()
+        return self._gates
 
     def __repr__(self) -> str:
         return f"Client({self.uri!r})"
@@ -145,3 +164,15 @@ def _http_features(transport: Any) -> Any:
     from arsenale.client.features import FeatureRegistryClient
 
     return FeatureRegistryClient(transport)
+
+
+def _local_gates(engine: Any, client: Client, actor: str) -> Any:
+    from arsenale.gates.service import GateService
+
+    return GateService(engine, client.registry, client.deployments, actor)
+
+
+def _http_gates(transport: Any) -> Any:
+    from arsenale.client.gates import GateClient
+
+    return GateClient(transport)

@@ -49,3 +49,22 @@ def format_duration(seconds: float) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
     return f"{seconds:g}s"
+
+
+def human_duration(seconds: float | None, missing: str = "—") -> str:
+    """A span for people: 0.25 → '250 ms', 42 → '42 s', 5400 → '1h 30m', 183600 → '2d 3h'; None → `missing`."""
+    if seconds is None or not math.isfinite(seconds):
+        return missing
+    sign, seconds = ("-", -seconds) if seconds < 0 else ("", seconds)
+    if seconds < 1:
+        return f"{sign}{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{sign}{seconds:.3g} s"
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return f"{sign}{minutes}m {int(seconds % 60):02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{sign}{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{sign}{days}d {hours}h"

@@ -82,12 +82,14 @@ def test_the_bootstrap_interval_covers_the_gain_and_mcnemar_matches_the_exact_te
 
 
 @pytest.mark.parametrize("text, field", [
-    ('[[performance]]\nmetric = "wizardry"\n', "policy.performance.metric"),
+    ('[[performance]]\nmetric = "wizardry"\n', "policy.performance[0].metric"),
     ('[[performance]]\nmetric = "roc_auc"\nmin = "high"\n', "policy.performance[0].min"),
     ('[[performance]]\nmetric = "roc_auc"\nthreshold = 1\n', "policy.performance[0].threshold"),
     ('[[performance]]\nmetric = "roc_auc"\nconfidence = 1.5\n', "policy.performance[0].confidence"),
     ('[fairness]\n', "policy.fairness"),
-    ("on_pass_alias = 3\n", "policy.on_pass_alias"),
+    ('[promote]\nalias = 3\n', "policy.promote.alias"),
+    ('[[performance]]\nmetric = "accuracy"\n[promote]\nalias = "challenger"\nwhen = "always"\n',
+     "policy.promote.when"),
     ("", "policy"),
     ("[[performance]\n", "policy"),
 ])
@@ -99,9 +101,10 @@ def test_bad_policies_name_the_key(text: str, field: str) -> None:
 
 def test_a_policy_file(tmp_path: Any) -> None:
     path = tmp_path / "gates.toml"
-    path.write_text('on_pass_alias = "challenger"\n\n[[performance]]\nmetric = "roc_auc"\nmin = 1\n'
-                    'non_inferiority_margin = 0.01\n')
+    path.write_text('[[performance]]\nmetric = "roc_auc"\nmin = 1\nnon_inferiority_margin = 0.01\n\n'
+                    '[promote]\nalias = "challenger"\n')
     policy = load_policy(path)
-    assert policy.on_pass_alias == "challenger" and policy.performance[0].min == 1.0
+    assert policy.promote is not None and policy.promote.alias == "challenger"
+    assert policy.performance[0].min == 1.0
     with pytest.raises(InvalidInput, match="no policy file"):
         load_policy(tmp_path / "missing.toml")

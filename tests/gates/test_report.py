@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from xml.etree import ElementTree as ET
 
-from arsenale.gates.performance import CheckResult
 from arsenale.gates.report import junit_xml, markdown
+from arsenale.gates.results import CheckResult
 from arsenale.gates.stats import Interval
 
 RESULTS = [

@@ -1,6 +1,7 @@
 """The `arsenale` command: one Typer sub-app per component, errors mapped to exit codes in one place.
 
-    arsenale [--uri URI] experiments|runs|artifacts|models|datasets|data|features|deploy|monitor|alerts|audit|db ...
+    arsenale [--uri URI] experiments|runs|artifacts|models|datasets|data|features|deploy|monitor|alerts|gate|
+                         audit|db|init ...
     arsenale server | ui | serve | version
 
 An `ArsenaleError` never shows a traceback: its message goes to stderr as
@@ -33,6 +34,9 @@ def _register(app: typer.Typer) -> None:
         deploy,
         experiments,
         features,
+        gate,
+        init,
+        metrics,
         models,
         monitor,
         pipelines,
@@ -51,7 +55,10 @@ def _register(app: typer.Typer) -> None:
     app.add_typer(monitor.app, name="monitor")
     app.add_typer(features.app, name="features")
     app.add_typer(alerts.app, name="alerts")
+    app.add_typer(metrics.app, name="metrics")
     app.add_typer(db.app, name="db")
+    app.add_typer(gate.app, name="gate")
+    app.add_typer(init.app, name="init")
     app.command("server")(server.server)
     app.command("ui")(server.ui)
     app.command("serve")(serving.serve)

@@ -6,26 +6,14 @@ Without a champion (the first model of a name) only the floor applies, and the r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from arsenale.gates.metrics import get_metric
 from arsenale.gates.policy import PerformanceCheck
-from arsenale.gates.stats import Interval, McNemar, mcnemar, paired_bootstrap
+from arsenale.gates.results import CheckResult
+from arsenale.gates.stats import mcnemar, paired_bootstrap
 
 __all__ = ["CheckResult", "check_performance"]
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    name: str
-    passed: bool
-    message: str
-    candidate: float
-    champion: float | None = None
-    interval: Interval | None = None
-    mcnemar: McNemar | None = None
 
 
 def check_performance(check: PerformanceCheck, y: np.ndarray, candidate: np.ndarray,
@@ -46,10 +34,10 @@ def check_performance(check: PerformanceCheck, y: np.ndarray, candidate: np.ndar
     base = metric(y, np.asarray(champion))
     interval = paired_bootstrap(metric, y, np.asarray(candidate), np.asarray(champion),
                                 resamples=check.resamples, confidence=check.confidence, seed=seed)
-    if interval.gain < check.min_gain:
+    if check.min_gain is not None and interval.gain < check.min_gain:
         failures.append(f"gain {interval.gain:+.4f} over the champion is below {check.min_gain:+g}")
     relative = interval.gain / abs(base) if base else 0.0
-    if relative < check.min_relative_gain:
+    if check.min_relative_gain is not None and relative < check.min_relative_gain:
         failures.append(f"relative gain {relative:+.2%} is below {check.min_relative_gain:+.2%}")
     if interval.low < -check.non_inferiority_margin:
         failures.append(f"the {check.confidence:.0%} interval of the gain [{interval.low:+.4f}, {interval.high:+.4f}] "

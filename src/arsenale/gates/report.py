@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from xml.etree import ElementTree as ET
 
-from arsenale.gates.performance import CheckResult
+from arsenale.gates.results import CheckResult
 
 __all__ = ["junit_xml", "markdown"]
 

@@ -42,6 +42,8 @@ from arsenale.server.routers import audit as audit_routes
 from arsenale.server.routers import data as data_routes
 from arsenale.server.routers import deployments as deployment_routes
 from arsenale.server.routers import features as feature_routes
+from arsenale.server.routers import gates as gate_routes
+from arsenale.server.routers import metrics as metric_routes
 from arsenale.server.routers import monitoring as monitoring_routes
 from arsenale.server.routers import registry as registry_routes
 from arsenale.server.routers import tracking as tracking_routes
@@ -320,6 +322,8 @@ def create_app(client: Client | None = None, *, max_json_bytes: int | None = Non
     app.include_router(monitoring_routes.router)
     app.include_router(alert_routes.router)
     app.include_router(feature_routes.router)
+    app.include_router(gate_routes.router)
+    app.include_router(metric_routes.router)
 
     @app.get("/health", tags=["operations"])
     async def health(request: Request) -> Response:

@@ -432,3 +432,5 @@ def install(app: FastAPI) -> None:
     dashboard_monitoring.install(app)
     from arsenale.server import dashboard_features  # the feature store's pages, likewise
     dashboard_features.install(app)
+    from arsenale.server import dashboard_delivery  # the delivery metrics' page, likewise
+    dashboard_delivery.install(app)

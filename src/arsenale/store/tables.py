@@ -556,3 +556,22 @@ feature_materializations = Table(
     Column("created_by", String(MAX_NAME), nullable=False),
     Index("ix_feature_materializations_view", "view", "version", "id"),
 )
+
+# One row per gate run: the candidate version it judged, the champion it was compared with, the data, the
+# policy as written, every check's result (JSON) and what a pass did (an alias set, a canary started).
+gate_runs = Table(
+    "gate_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(MAX_NAME), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("champion_version", Integer, nullable=True),
+    Column("dataset", String(MAX_PATH), nullable=False),
+    Column("passed", Boolean, nullable=False),
+    Column("results", Text, nullable=False),
+    Column("policy", Text, nullable=False),
+    Column("promotion", Text, nullable=True),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("created_by", String(MAX_NAME), nullable=False),
+    Index("ix_gate_runs_version", "name", "version", "id"),
+)
