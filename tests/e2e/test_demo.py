@@ -25,6 +25,13 @@ def test_demo_tracks_a_real_sweep(capsys: pytest.CaptureFixture[str]) -> None:
     champion = client.registry.resolve("models:/breast-cancer-classifier@champion")
     assert champion.run_id == best.run_id and champion.stage.value == "Production"
     assert client.registry.resolve("models:/breast-cancer-classifier@challenger").version == out["challenger"]
+    gates = out["gates"]  # the challenger earned its alias from a gate; a worse and an unfair candidate did not
+    assert gates["passed"] and gates["promotion"] == {"alias": "challenger"} and gates["checks"] >= 8
+    assert client.gates.get(gates["run"]).version == out["challenger"]
+    refused = gates["refusals"]
+    assert not refused["worse"]["passed"] and "performance.accuracy" in refused["worse"]["failed"]
+    assert refused["unfair"]["failed"] == ["fairness.sex_group.equalized_odds_difference"]
+    assert "CI gate (" in printed and "REFUSED" in printed
     assert out["served_auc"] > 0.95
     assert champion.contract["inputs"]["columns"] and champion.contract["profile"]["rows"] > 0
     lineage = client.registry.lineage("breast-cancer-classifier", champion.version)

@@ -40,3 +40,24 @@ def test_junit_has_one_case_per_check_and_a_failure_with_its_reason() -> None:
 def test_an_empty_gate_is_still_a_valid_report() -> None:
     root = ET.fromstring(junit_xml("nothing", []).split("\n", 1)[1])
     assert root.find("testsuite").get("tests") == "0"  # type: ignore[union-attr]
+
+
+def test_the_html_report_draws_intervals_and_every_table_and_escapes_text() -> None:
+    from arsenale.gates.html import render_html
+
+    results = [*RESULTS, CheckResult("fairness.sex.equalized_odds_difference", False, "<b>0.43</b> > 0.3", 0.43,
+                                     details={"groups": {"<i>F</i>": {"rows": 93, "candidate": {"metric": 0.7},
+                                                                      "champion": {"metric": 0.57}},
+                                                         "M": {"rows": 84, "candidate": {"metric": 0.54},
+                                                               "champion": {"metric": 0.54}}},
+                                              "columns": {"age": "answered", "city": "failed: ValueError"},
+                                              "limit": 0.3, "sensitive": ["sex"]})]
+    page = render_html("Gate <x>", results, notes=["no champion <yet>"])
+    assert page == render_html("Gate <x>", results, notes=["no champion <yet>"])  # deterministic
+    assert page.count('class="ci"') == 3 * sum(r.interval is not None for r in results)
+    assert "&lt;b&gt;0.43&lt;/b&gt;" in page and "<b>0.43" not in page and "&lt;i&gt;F&lt;/i&gt;" in page
+    groups = page.split("<h3>groups</h3>")[1].split("</table>")[0]
+    assert "candidate metric" in groups and groups.count("<rect") == 4  # candidate and champion per group
+    assert "failed: ValueError" in page.split("<h3>columns</h3>")[1]
+    assert "<dt>limit</dt><dd>0.3</dd>" in page and "<dd>sex</dd>" in page
+    assert "http://" not in page and "https://" not in page and "<script" not in page

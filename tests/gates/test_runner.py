@@ -218,3 +218,15 @@ def test_the_command_exits_0_on_pass_and_1_on_fail_and_writes_every_report(regis
     unknown = CliRunner().invoke(app, [*args, "--candidate", "models:/diabetes/99"])
     assert unknown.exit_code == 3 and "Traceback" not in unknown.output
     assert len(Client(registry.uri).gates.list()) == 2
+
+
+def test_a_candidate_whose_contract_breaks_callers_is_refused(registry: Client, models: Models) -> None:
+    """A version trained without `bp`: callers of the champion send it, the candidate's contract lacks it."""
+    narrow = models.X_tr.drop(columns=["bp"])
+    ars.register_model("diabetes", LogisticRegression(max_iter=1000, C=10).fit(narrow, models.y_tr),
+                       signature_from=narrow, reference=narrow, labels=models.y_tr)
+    outcome = run_gate(POLICY, "models:/diabetes/4", "models:/diabetes@champion", "dataset:diabetes-holdout",
+                       client=registry)
+    contract = _by_name(outcome.results)["operational.contract"]
+    assert not outcome.passed and not contract.passed and "'bp'" in contract.message
+    assert outcome.run.promotion is None

@@ -357,3 +357,31 @@ def test_registered_versions_works_through_the_public_interface_alone(site: Site
     found = registered_versions(request, site.reg.runs[1])
     assert [(v.name, v.version) for v in found] == [(MODEL, 1)]
     assert registered_versions(request, "0" * 32) == []
+
+
+def test_version_page_lists_gate_runs_and_opens_their_reports(site: Site) -> None:
+    from arsenale.gates.results import CheckResult
+    from arsenale.gates.stats import Interval
+
+    gates = site.reg.client.gates
+    assert "No gate run yet" in site.http.get(f"/models/{MODEL}/versions/2").text
+    passed = gates.record(MODEL, 2, dataset="dataset:holdout@1", policy="[[performance]]", champion_version=1,
+                          results=[CheckResult("performance.roc_auc", True, "gain +0.01", 0.99, 0.98,
+                                               Interval(0.01, 0.002, 0.02, 0.95, 1000))])
+    gates.promote(passed.id, alias="challenger")
+    failed = gates.record(MODEL, 2, dataset=EVIL, policy="x", results=[CheckResult(
+        "fairness.sex.demographic_parity_difference", False, EVIL_TEXT, 0.4,
+        details={"groups": [{"group": EVIL, "candidate": 0.1}]})])
+    card = site.http.get(f"/models/{MODEL}/versions/2").text.split('id="gate-runs"')[1].split("</section>")[0]
+    rows = [text_of(r) for r in re.findall(r"<tr>(.*?)</tr>", card.split("<tbody>")[1], re.DOTALL)]
+    assert rows[0].startswith(f"#{failed.id} failed no champion {EVIL} fairness.sex.demographic_parity_difference")
+    assert rows[1].startswith(f"#{passed.id} passed v1 dataset:holdout@1 none alias challenger")
+    assert EVIL not in card and htmllib.escape(EVIL) in card
+    assert site.http.get(f"/models/{MODEL}/versions/1").text.count('href="/gates/') == 0
+
+    report = site.http.get(f"/gates/{passed.id}")
+    assert report.status_code == 200 and "<svg" in report.text and "promoted: alias challenger" in report.text
+    hostile = site.http.get(f"/gates/{failed.id}").text
+    assert EVIL not in hostile and EVIL_TEXT not in hostile and htmllib.escape(EVIL_TEXT) in hostile
+    for bad in ("999", "abc", "0", "1%2F..%2F1"):
+        assert site.http.get(f"/gates/{bad}").status_code == 404, bad

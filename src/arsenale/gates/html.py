@@ -79,8 +79,13 @@ def _number(value: Any) -> float | None:
 
 
 def _bars(rows: list[dict[str, Any]], label: str) -> _Bars | None:
-    """Candidate beside champion per row when both are there, else the first numeric column."""
-    series = [s for s in ("candidate", "champion") if any(_number(r.get(s)) is not None for r in rows)]
+    """Candidate beside champion per row when both are there (or their metric, for nested tables), else the
+    first numeric column."""
+    series: list[str] = []
+    for pair in (("candidate", "champion"), ("candidate metric", "champion metric")):
+        series = [s for s in pair if any(_number(r.get(s)) is not None for r in rows)]
+        if series:
+            break
     if not series:
         numeric = [k for k in rows[0] if k != label and any(_number(r.get(k)) is not None for r in rows)]
         series = numeric[:1]
@@ -95,11 +100,34 @@ def _bars(rows: list[dict[str, Any]], label: str) -> _Bars | None:
     return _Bars(drawn, len(drawn) * (BAR_HEIGHT * len(series) + 6))
 
 
+def _flat(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """One level of nesting spelt out: {"candidate": {"tpr": 1}} becomes {"candidate tpr": 1}."""
+    out: dict[str, Any] = {}
+    for k, v in record.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k} "))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _records(value: Any) -> list[dict[str, Any]] | None:
+    """A list of records, or a mapping of names to records (the name becomes the first column)."""
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return [_flat(v) for v in value]
+    if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+        return [{"name": k, **_flat(v)} for k, v in value.items()]
+    if isinstance(value, dict) and value and not any(isinstance(v, (dict, list)) for v in value.values()):
+        return [{"name": k, "value": v} for k, v in value.items()]  # e.g. each column's outcome
+    return None
+
+
 def _tables(details: dict[str, Any]) -> list[_Table]:
-    """Every list of records in `details` as a table (and bars), whatever check left it."""
+    """Every table of records in `details` (and its bars), whatever check left it."""
     out = []
-    for key, value in details.items():
-        if not (isinstance(value, list) and value and all(isinstance(v, dict) for v in value)):
+    for key, raw in details.items():
+        value = _records(raw)
+        if value is None:
             continue
         columns = list(dict.fromkeys(k for row in value for k in row))
         flat = [c for c in columns if not isinstance(value[0].get(c), (dict, list))]
@@ -111,8 +139,8 @@ def _tables(details: dict[str, Any]) -> list[_Table]:
 
 
 def _facts(details: dict[str, Any]) -> list[tuple[str, str]]:
-    return [(k.replace("_", " "), _text(v)) for k, v in details.items()
-            if not isinstance(v, (list, dict)) or (isinstance(v, list) and not any(isinstance(x, dict) for x in v))]
+    return [(k.replace("_", " "), ", ".join(map(_text, v)) if isinstance(v, list) else _text(v))
+            for k, v in details.items() if _records(v) is None and not isinstance(v, dict)]  # tables apart
 
 
 @functools.cache

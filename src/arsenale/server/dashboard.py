@@ -434,3 +434,5 @@ def install(app: FastAPI) -> None:
     dashboard_features.install(app)
     from arsenale.server import dashboard_delivery  # the delivery metrics' page, likewise
     dashboard_delivery.install(app)
+    from arsenale.server import dashboard_gates  # gate reports, likewise
+    dashboard_gates.install(app)

@@ -35,6 +35,7 @@ __all__ = ["install", "registered_versions"]
 
 MAX_MODELS = 1000
 MAX_EVENTS = 200
+MAX_GATE_RUNS = 50
 MAX_METRIC_COLUMNS = 6
 MAX_SCAN_MODELS = 200  # the remote fallback of `registered_versions` looks at this many models at most
 MAX_FREQUENCY_BARS = 12
@@ -220,8 +221,10 @@ def version_page(request: Request, name: str, version: str) -> Response:
         if contract.profile.label is not None:
             features.append((contract.profile.label, sparkline(contract.profile.label), True))
     events = [e for e in api.events(mv.name, MAX_EVENTS) if mv.version in (e.version, e.from_version)]
+    gate_runs = request.app.state.client.gates.list(mv.name, mv.version, MAX_GATE_RUNS)
     return render(request, "model_version.html", mv=mv, contract=contract, contract_error=contract_error,
-                  features=features, lineage=api.lineage(mv.name, mv.version), events=events)
+                  features=features, lineage=api.lineage(mv.name, mv.version), events=events,
+                  gate_runs=gate_runs)
 
 
 def install(app: FastAPI) -> None:
