@@ -24,8 +24,7 @@ metric = "roc_auc"
 min = 0.95
 non_inferiority_margin = 0.02   # the 95% interval of its gain may not reach below -0.02
 
-[[slices]]
-by = "mean radius"              # quartiles of tumour size
+[contract_slices]               # the slices the model was registered with: quartiles of "mean radius"
 metric = "accuracy"
 min = 0.8
 
@@ -66,6 +65,9 @@ def _print(outcome: Any, label: str) -> None:
     for r in outcome.results:
         if r.name.startswith("performance.") or not r.passed:
             print(f"    {'ok  ' if r.passed else 'FAIL'} {r.name}: {r.message[:150]}")
+    others = [r.name for r in outcome.results if r.passed and not r.name.startswith("performance.")]
+    if others:
+        print(f"    ok   {', '.join(others)}")
 
 
 def _write_reports(outcome: Any, folder: Path, stem: str) -> Path:

@@ -230,3 +230,18 @@ def test_a_candidate_whose_contract_breaks_callers_is_refused(registry: Client, 
     contract = _by_name(outcome.results)["operational.contract"]
     assert not outcome.passed and not contract.passed and "'bp'" in contract.message
     assert outcome.run.promotion is None
+
+
+def test_the_contract_slices_are_checked_when_the_policy_asks(registry: Client, models: Models) -> None:
+    ars.register_model("diabetes", models.good, signature_from=models.X_tr, reference=models.X_tr,
+                       labels=models.y_tr, slices=["bmi", "postcode"])
+    policy = load_policy('label = "target"\n[contract_slices]\nmetric = "accuracy"\nmin = 0.3\nbins = 3\n')
+    ev = evaluate(policy, "models:/diabetes/4", "models:/diabetes@champion", "dataset:diabetes-holdout",
+                  client=registry)
+    assert [r.name for r in ev.results] == ["slices.bmi.accuracy"] and ev.passed
+    assert len(ev.results[0].details["slices"]) == 3
+    assert any("'postcode' is not a column" in n for n in ev.notes)
+    strict = load_policy('label = "target"\n[contract_slices]\nmetric = "accuracy"\nmin = 0.99\n')
+    assert not evaluate(strict, "models:/diabetes/4", None, "dataset:diabetes-holdout", client=registry).passed
+    with pytest.raises(InvalidInput, match="contract_slices"):
+        load_policy('[contract_slices]\nmetric = "accuracy"\n')  # judges nothing

@@ -16,6 +16,7 @@
 
     [[fairness]]   sensitive = "sex", limits on demographic parity / equalized odds / metric gaps
     [[slices]]     by = "region", a floor per slice and a margin of regression against the champion
+    [contract_slices]  the same for every slice column the candidate's contract names
     [robustness]   noise, missing values, out-of-range and unseen inputs, listed edge cases
     [operational]  latency per row and per batch, model size, contract compatibility
     [promote]      alias = "challenger" and/or canary = "<deployment>": what a pass does
@@ -31,7 +32,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal, overload
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from arsenale.errors import InvalidInput
 from arsenale.gates.fairness import FairnessCheck
@@ -41,7 +42,7 @@ from arsenale.gates.results import Strict
 from arsenale.gates.robustness import RobustnessCheck
 from arsenale.gates.slices import SliceCheck
 
-__all__ = ["PerformanceCheck", "Policy", "Promote", "load_policy"]
+__all__ = ["ContractSlices", "PerformanceCheck", "Policy", "Promote", "load_policy"]
 
 
 class PerformanceCheck(Strict):
@@ -69,6 +70,29 @@ class PerformanceCheck(Strict):
         return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
+class ContractSlices(Strict):
+    """A slice check for every slice the candidate's contract names (its `slices=` at registration)."""
+
+    metric: str
+    min: float | None = None
+    max_regression: float | None = Field(None, ge=0)
+    min_rows: int = Field(30, ge=1)
+    bins: int = Field(4, ge=2, le=100)
+
+    @field_validator("min", "max_regression", mode="before")
+    @classmethod
+    def _number(cls, value: Any) -> Any:
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @model_validator(mode="after")
+    def _valid(self) -> ContractSlices:
+        self.check("contract")  # the same rules as a [[slices]] table
+        return self
+
+    def check(self, by: str) -> SliceCheck:
+        return SliceCheck(by=by, **self.model_dump())
+
+
 class Promote(Strict):
     alias: str | None = Field(None, description="the alias a passing candidate gets, e.g. challenger")
     canary: str | None = Field(None, description="the deployment in which a passing candidate starts a canary")
@@ -82,13 +106,14 @@ class Policy(Strict):
     performance: list[PerformanceCheck] = Field(default_factory=list)
     fairness: list[FairnessCheck] = Field(default_factory=list)
     slices: list[SliceCheck] = Field(default_factory=list)
+    contract_slices: ContractSlices | None = Field(None, description="the same for the contract's slices")
     robustness: RobustnessCheck | None = None
     operational: OperationalCheck | None = None
     promote: Promote | None = Field(None, description="what a pass does; nothing without this table")
 
     @property
     def checks(self) -> int:
-        return (len(self.performance) + len(self.fairness) + len(self.slices)
+        return (len(self.performance) + len(self.fairness) + len(self.slices) + (self.contract_slices is not None)
                 + (self.robustness is not None) + (self.operational is not None))
 
 

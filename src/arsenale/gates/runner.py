@@ -274,7 +274,16 @@ def evaluate(policy: Policy, candidate: str, against: str | None, data: Any, *, 
                                           _columns(frame, sensitive, "fairness"),
                                           candidate_scores=cand.scores,
                                           champion_scores=champ.scores if champ else None))
-        for sl in policy.slices:
+        slices = list(policy.slices)
+        if policy.contract_slices is not None:
+            named = cand.contract.slices if cand.contract else []
+            present = [s for s in named if s in frame.columns]
+            slices += [policy.contract_slices.check(s) for s in present]
+            notes += [f"the contract's slice {s!r} is not a column of the evaluation data: not checked"
+                      for s in named if s not in present]
+            if not named:
+                notes.append(f"{cand_mv.uri}'s contract names no slices: [contract_slices] checked nothing")
+        for sl in slices:
             reads = get_metric(sl.metric).reads
             results.extend(check_slices(sl, y, cand.answers(reads), champ.answers(reads) if champ else None,
                                         _columns(frame, [sl.by], "slices")))
