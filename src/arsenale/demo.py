@@ -195,6 +195,13 @@ def run_demo(port: int = 5000) -> dict[str, Any]:
         inputs.append(f"{n_features} features of {', '.join(views)}")
     print(f"  lineage: v{champion.version} <- run {lineage.run['run_id'] if lineage.run else '?'} <- data "
           f"{', '.join(inputs) or '?'} <- code {lineage.code.get('git_commit', 'outside git')[:12]}")
+    delivery = client.metrics.delivery()
+    lead, rollbacks, covered = delivery.lead_time, delivery.rollback_rate, delivery.monitoring
+    print(f"Delivery (from the audit trail): lead time from a run's start to production "
+          f"{'—' if lead.median_s is None else f'{lead.median_s:.0f} s'} (median of {lead.count}), "
+          f"{delivery.deployment_frequency.changes} production changes, rollback rate "
+          f"{'—' if rollbacks.rate is None else f'{rollbacks.rate:.0%}'} ({rollbacks.rollbacks} of "
+          f"{rollbacks.changes}), {covered.monitored} of {covered.production_models} production models monitored")
     print(f"Store: {client.uri}")
     print(f"Audit trail: {audit.checked} entries, chain {'intact' if audit.ok else 'BROKEN: ' + str(audit.problem)}")
     print()
@@ -206,6 +213,7 @@ def run_demo(port: int = 5000) -> dict[str, Any]:
     print(f"  model in the dashboard:     http://127.0.0.1:{port}/models/{MODEL}")
     print(f"  gate reports:               {gate_folder}/gate-*.html  (and .md, .xml as CI keeps them)")
     print(f"  .venv/bin/arsenale gate list;  .venv/bin/arsenale gate show {gated['run']}")
+    print(f"  delivery metrics:           http://127.0.0.1:{port}/delivery   (.venv/bin/arsenale metrics delivery)")
     print(f"  pipeline runs:              http://127.0.0.1:{port}/pipelines")
     print(f"  features in the dashboard:  http://127.0.0.1:{port}/features")
     print("  .venv/bin/arsenale features list;  .venv/bin/arsenale features get diagnosis --entity patient_id=3")
@@ -222,7 +230,7 @@ def run_demo(port: int = 5000) -> dict[str, Any]:
     return {"dataset_version": dataset.version, "pipeline_cached": len(again.cached),
             "parent_run_id": parent.run_id, "best_run_id": best.run_id, "runs": len(results),
             "champion": champion.version, "challenger": challenger.version, "served_auc": served_auc,
-            "serving": served, "features": online, "gates": gated}
+            "serving": served, "features": online, "gates": gated, "delivery": delivery}
 
 
 def main() -> None:

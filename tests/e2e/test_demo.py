@@ -32,6 +32,9 @@ def test_demo_tracks_a_real_sweep(capsys: pytest.CaptureFixture[str]) -> None:
     assert not refused["worse"]["passed"] and "performance.accuracy" in refused["worse"]["failed"]
     assert refused["unfair"]["failed"] == ["fairness.sex_group.equalized_odds_difference"]
     assert "CI gate (" in printed and "REFUSED" in printed
+    delivery = out["delivery"]  # the serving chapter's canary, promotion and rollback, replayed from the trail
+    assert delivery.rollback_rate.rollbacks >= 1 and delivery.lead_time.count >= 1
+    assert delivery.monitoring.production_models >= 1 and "Delivery (from the audit trail)" in printed
     assert out["served_auc"] > 0.95
     assert champion.contract["inputs"]["columns"] and champion.contract["profile"]["rows"] > 0
     lineage = client.registry.lineage("breast-cancer-classifier", champion.version)
