@@ -575,3 +575,110 @@ gate_runs = Table(
     Column("created_by", String(MAX_NAME), nullable=False),
     Index("ix_gate_runs_version", "name", "version", "id"),
 )
+
+# ---- LLMOps: prompts -------------------------------------------------------------------------------------
+# A prompt is a name; each version is an immutable template with the model and parameters it was written for;
+# a label (production, staging, …) points at one version and moves with an audit entry.
+prompts = Table(
+    "prompts",
+    metadata,
+    Column("name", String(MAX_NAME), primary_key=True),
+    Column("description", Text, nullable=True),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("created_by", String(MAX_NAME), nullable=False),
+)
+
+prompt_versions = Table(
+    "prompt_versions",
+    metadata,
+    Column("name", String(MAX_NAME), ForeignKey("prompts.name", ondelete="CASCADE"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("template", Text, nullable=False),
+    Column("model", String(MAX_NAME), nullable=True),
+    Column("params", Text, nullable=False),
+    Column("variables", Text, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("created_by", String(MAX_NAME), nullable=False),
+)
+
+prompt_labels = Table(
+    "prompt_labels",
+    metadata,
+    Column("name", String(MAX_NAME), ForeignKey("prompts.name", ondelete="CASCADE"), primary_key=True),
+    Column("label", String(MAX_NAME), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("update_time", BigInteger, nullable=False),
+    Column("updated_by", String(MAX_NAME), nullable=False),
+)
+
+# ---- LLMOps: traces --------------------------------------------------------------------------------------
+# Shaped like OpenTelemetry: a trace (32 hex digits) holds spans (16 hex digits) with a parent, attributes and
+# events; times are nanoseconds since the epoch, as OTLP sends them. A trace row is the roll-up its spans
+# update (times, tokens, cost, status), so listing and searching traces never scans spans.
+llm_traces = Table(
+    "llm_traces",
+    metadata,
+    Column("trace_id", String(32), primary_key=True),
+    Column("name", String(MAX_NAME), nullable=True),
+    Column("session", String(MAX_NAME), nullable=True),
+    Column("user_id", String(MAX_NAME), nullable=True),
+    Column("start_ns", BigInteger, nullable=True),
+    Column("end_ns", BigInteger, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("spans", Integer, nullable=False),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("cost", Float, nullable=True),
+    Column("prompt", String(MAX_NAME), nullable=True),
+    Column("attributes", Text, nullable=False),
+    Index("ix_llm_traces_start", "start_ns"),
+    Index("ix_llm_traces_session", "session", "start_ns"),
+)
+
+llm_spans = Table(
+    "llm_spans",
+    metadata,
+    Column("trace_id", String(32), ForeignKey("llm_traces.trace_id", ondelete="CASCADE"), primary_key=True),
+    Column("span_id", String(16), primary_key=True),
+    Column("parent_span_id", String(16), nullable=True),
+    Column("name", String(MAX_NAME), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("start_ns", BigInteger, nullable=False),
+    Column("end_ns", BigInteger, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("status_message", Text, nullable=True),
+    Column("model", String(MAX_NAME), nullable=True),
+    Column("input_tokens", BigInteger, nullable=True),
+    Column("output_tokens", BigInteger, nullable=True),
+    Column("cost", Float, nullable=True),
+    Column("attributes", Text, nullable=False),
+    Column("events", Text, nullable=False),
+)
+
+llm_scores = Table(
+    "llm_scores",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("trace_id", String(32), ForeignKey("llm_traces.trace_id", ondelete="CASCADE"), nullable=False),
+    Column("span_id", String(16), nullable=True),
+    Column("name", String(MAX_NAME), nullable=False),
+    Column("value", Float, nullable=True),
+    Column("comment", Text, nullable=True),
+    Column("source", String(16), nullable=False),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("created_by", String(MAX_NAME), nullable=False),
+    Index("ix_llm_scores_trace", "trace_id"),
+)
+
+# The price of a model's tokens, per million, editable; a span's cost is computed when it is stored.
+llm_prices = Table(
+    "llm_prices",
+    metadata,
+    Column("model", String(MAX_NAME), primary_key=True),
+    Column("input_per_million", Float, nullable=False),
+    Column("output_per_million", Float, nullable=False),
+    Column("update_time", BigInteger, nullable=False),
+    Column("updated_by", String(MAX_NAME), nullable=False),
+)
