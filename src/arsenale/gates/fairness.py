@@ -36,8 +36,8 @@ from fairlearn.metrics import (  # type: ignore[import-untyped]
 from pydantic import Field, field_validator, model_validator
 
 from arsenale.errors import InvalidInput
-from arsenale.gates.metrics import METRICS, Metric, get_metric
-from arsenale.gates.results import CheckResult, Strict
+from arsenale.gates.metrics import METRICS, Metric, get_metric, metric_name
+from arsenale.gates.results import CheckResult, Strict, toml_float
 
 __all__ = ["MISSING", "FairnessCheck", "check_fairness"]
 
@@ -70,18 +70,11 @@ class FairnessCheck(Strict):
     @field_validator("metric")
     @classmethod
     def _classification(cls, value: str) -> str:
-        # a ValueError, so that the policy error names the table: `fairness[0].metric`
-        if value not in METRICS:
-            raise ValueError(f"unknown metric {value!r}; one of {', '.join(METRICS)}")
-        if METRICS[value].reads == "values":
+        if METRICS[metric_name(value)].reads == "values":
             raise ValueError(f"fairness compares classifiers; {value!r} is a regression metric")
         return value
 
-    @field_validator(*_LIMITS, mode="before")
-    @classmethod
-    def _number(cls, value: Any) -> Any:
-        # TOML writes 1 and 1.0 differently; both are numbers here, but true is not.
-        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    _number = field_validator(*_LIMITS, mode="before")(toml_float)
 
     @model_validator(mode="after")
     def _judges_something(self) -> FairnessCheck:

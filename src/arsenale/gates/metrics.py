@@ -15,7 +15,7 @@ from sklearn import metrics as skm
 
 from arsenale.errors import InvalidInput
 
-__all__ = ["METRICS", "Metric", "get_metric"]
+__all__ = ["METRICS", "Metric", "get_metric", "metric_name"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,14 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("mae", skm.mean_absolute_error, False, "values"),
     Metric("r2", skm.r2_score, True, "values"),
 )}
+
+
+def metric_name(value: str) -> str:
+    """A policy's metric name checked as a validator: a ValueError, so the error names its table
+    (`slices[0].metric`)."""
+    if value not in METRICS:
+        raise ValueError(f"unknown metric {value!r}; one of {', '.join(METRICS)}")
+    return value
 
 
 def get_metric(name: object, *, field: str = "metric") -> Metric:

@@ -27,7 +27,7 @@ import pandas as pd
 from pydantic import Field, field_validator
 
 from arsenale.errors import InvalidInput
-from arsenale.gates.results import CheckResult, Strict
+from arsenale.gates.results import CheckResult, Strict, toml_float
 from arsenale.registry.contract import ColumnSchema, Contract
 from arsenale.units import human_size
 
@@ -52,11 +52,8 @@ class OperationalCheck(Strict):
                                        "in MiB")
     contract_compatible: bool = True
 
-    @field_validator("max_latency_ms_per_row", "max_batch_latency_ms", "max_model_mb", mode="before")
-    @classmethod
-    def _number(cls, value: Any) -> Any:
-        # TOML writes 1 and 1.0 differently; both are numbers here, but true is not.
-        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    _number = field_validator("max_latency_ms_per_row", "max_batch_latency_ms", "max_model_mb",
+                              mode="before")(toml_float)
 
 
 def check_operational(check: OperationalCheck, model: Any, X: pd.DataFrame | None, *, size_bytes: int | None,

@@ -30,15 +30,15 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import Literal, overload
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from arsenale.errors import InvalidInput
 from arsenale.gates.fairness import FairnessCheck
-from arsenale.gates.metrics import METRICS
+from arsenale.gates.metrics import metric_name
 from arsenale.gates.operational import OperationalCheck
-from arsenale.gates.results import Strict
+from arsenale.gates.results import Strict, toml_float
 from arsenale.gates.robustness import RobustnessCheck
 from arsenale.gates.slices import SliceCheck
 
@@ -54,20 +54,9 @@ class PerformanceCheck(Strict):
     confidence: float = Field(0.95, gt=0, lt=1)
     resamples: int = Field(1000, ge=100, le=100_000)
 
-    @field_validator("metric")
-    @classmethod
-    def _known(cls, value: str) -> str:
-        # a ValueError, so that the policy error names the table: `performance[0].metric`
-        if value not in METRICS:
-            raise ValueError(f"unknown metric {value!r}; one of {', '.join(METRICS)}")
-        return value
-
-    @field_validator("min", "min_gain", "min_relative_gain", "non_inferiority_margin", "confidence",
-                     mode="before")
-    @classmethod
-    def _number(cls, value: Any) -> Any:
-        # TOML writes 1 and 1.0 differently; both are numbers here, but true is not.
-        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    _known = field_validator("metric")(metric_name)
+    _number = field_validator("min", "min_gain", "min_relative_gain", "non_inferiority_margin", "confidence",
+                              mode="before")(toml_float)
 
 
 class ContractSlices(Strict):
@@ -79,10 +68,7 @@ class ContractSlices(Strict):
     min_rows: int = Field(30, ge=1)
     bins: int = Field(4, ge=2, le=100)
 
-    @field_validator("min", "max_regression", mode="before")
-    @classmethod
-    def _number(cls, value: Any) -> Any:
-        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    _number = field_validator("min", "max_regression", mode="before")(toml_float)
 
     @model_validator(mode="after")
     def _valid(self) -> ContractSlices:

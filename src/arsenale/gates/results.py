@@ -14,13 +14,19 @@ from pydantic import BaseModel, ConfigDict
 
 from arsenale.gates.stats import Interval, McNemar
 
-__all__ = ["CheckResult", "Strict"]
+__all__ = ["CheckResult", "Strict", "toml_float"]
 
 
 class Strict(BaseModel):
     """A policy table: an unknown key or a wrong type is an error, never a silently ignored line."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def toml_float(value: Any) -> Any:
+    """A policy number as a float: TOML writes 1 and 1.0 differently, and both are numbers here (true is not).
+    Used as a `mode="before"` validator by every check table."""
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 @dataclass(frozen=True)

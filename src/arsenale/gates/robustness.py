@@ -35,7 +35,7 @@ from pydantic import Field, field_validator
 from sklearn.base import is_classifier  # type: ignore[import-untyped]
 
 from arsenale.errors import InvalidInput
-from arsenale.gates.results import CheckResult, Strict
+from arsenale.gates.results import CheckResult, Strict, toml_float
 from arsenale.registry.contract import ColumnSchema, Contract, Schema
 from arsenale.registry.validation import validate_input
 
@@ -66,11 +66,7 @@ class RobustnessCheck(Strict):
     sample_rows: int = Field(default=1000, ge=1, le=1_000_000)
     seed: int = Field(default=0, ge=0)
 
-    @field_validator("noise", "min_stability", "max_relative_change", mode="before")
-    @classmethod
-    def _number(cls, value: Any) -> Any:
-        # TOML writes 1 and 1.0 differently; both are numbers here, but true is not.
-        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    _number = field_validator("noise", "min_stability", "max_relative_change", mode="before")(toml_float)
 
     @field_validator("edge_cases")
     @classmethod

@@ -26,8 +26,8 @@ import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
 from arsenale.errors import InvalidInput
-from arsenale.gates.metrics import METRICS, Metric, get_metric
-from arsenale.gates.results import CheckResult, Strict
+from arsenale.gates.metrics import Metric, get_metric, metric_name
+from arsenale.gates.results import CheckResult, Strict, toml_float
 
 __all__ = ["MISSING", "SliceCheck", "check_slices", "slice_labels"]
 
@@ -45,19 +45,8 @@ class SliceCheck(Strict):
     bins: int = Field(4, ge=2, le=100)
     values: list[str] | None = Field(None, min_length=1, description="judge only these slices")
 
-    @field_validator("metric")
-    @classmethod
-    def _known(cls, value: str) -> str:
-        # a ValueError, so that the policy error names the table: `slices[0].metric`
-        if value not in METRICS:
-            raise ValueError(f"unknown metric {value!r}; one of {', '.join(METRICS)}")
-        return value
-
-    @field_validator("min", "max_regression", mode="before")
-    @classmethod
-    def _number(cls, value: Any) -> Any:
-        # TOML writes 1 and 1.0 differently; both are numbers here, but true is not.
-        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    _known = field_validator("metric")(metric_name)
+    _number = field_validator("min", "max_regression", mode="before")(toml_float)
 
     @model_validator(mode="after")
     def _judges_something(self) -> SliceCheck:

@@ -35,7 +35,7 @@ from arsenale.tracking.models import Run
 from arsenale.tracking.search import OrderKey, parse_order_by
 from arsenale.tracking.service import TrackingAPI
 from arsenale.tracking.source import TAG_PREFIX as SOURCE_TAG_PREFIX
-from arsenale.units import human_size
+from arsenale.units import human_duration, human_size
 
 __all__ = ["install"]
 
@@ -62,24 +62,11 @@ def fmt_time(ms: int | None) -> str:
 
 
 def fmt_duration(start: int | None, end: int | None) -> str:
+    """How long a run took (or has been running), from its start and end in ms."""
     if start is None:
         return "—"
     ms = (end if end is not None else int(time.time() * 1000)) - start
-    if ms < 0:
-        return "—"
-    if ms < 1000:
-        return f"{ms} ms"
-    s = ms / 1000
-    if s < 60:
-        return f"{s:.1f} s"
-    m, s = divmod(int(s), 60)
-    if m < 60:
-        return f"{m}m {s:02d}s"
-    h, m = divmod(m, 60)
-    if h < 24:
-        return f"{h}h {m:02d}m"
-    d, h = divmod(h, 24)
-    return f"{d}d {h}h"
+    return "—" if ms < 0 else human_duration(ms / 1000)
 
 
 def fmt_value(v: Any) -> str:
