@@ -21,8 +21,11 @@ What it does:
 * Operations:
     1. add_big   `add` of one 1 GiB file of random bytes (--gib).
     2. add_many  `add` of a folder of 10,000 files of 4 KiB (--files, --file-kib).
-    3. status    `status` of that unchanged folder right after the add; median of
-                 --repeat runs (the first run is printed too).
+    3. status    `status` of that unchanged folder right after the add.
+  Each is measured --repeat times and the median (of wall and of CPU time
+  separately) is reported; every run of an `add` gets its own fresh folder, the
+  sides alternating run by run so that both see the same load; the runs of
+  `status` follow one add.
 * Prints a table (operation, DVC, Arsenale, ratio, target) and writes every raw
   timing to benchmarks/out/data.json.
 
@@ -43,6 +46,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -102,7 +106,7 @@ class Side:
         """Wall seconds of one whole command; its CPU seconds (user + sys, load-independent) go to self.cpu."""
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
-        proc = subprocess.run(self.cmd(*args), cwd=self.work, env=self.env, capture_output=True, text=True)
+        proc = subprocess.run(self.cmd(*args), check=False, cwd=self.work, env=self.env, capture_output=True, text=True)
         elapsed = time.perf_counter() - t
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         self.cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
@@ -142,7 +146,8 @@ class Arsenale(Side):
         return [sys.executable, "-m", "arsenale.cli.entry", "data", *args]
 
 
-def measure(side: Side, op: str, args: argparse.Namespace, big: Path | None) -> dict[str, object]:
+def measure(side: Side, op: str, args: argparse.Namespace, big: Path | None) -> dict[str, Any]:
+    """One run of an `add` (in the side's fresh folder), or one add followed by --repeat runs of `status`."""
     side.init()
     if op == "add_big":
         assert big is not None
@@ -155,6 +160,16 @@ def measure(side: Side, op: str, args: argparse.Namespace, big: Path | None) -> 
     runs = [side.timed("status", "data") for _ in range(args.repeat)]
     return {"seconds": statistics.median(runs), "runs": runs, "add_seconds": add,
             "cpu_seconds": statistics.median(side.cpu[1:]), "cpu_runs": side.cpu[1:]}
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The medians of several adds' wall and CPU seconds, with every run kept."""
+    if len(runs) == 1:
+        return runs[0]
+    wall = [float(r["seconds"]) for r in runs]
+    cpu = [float(r["cpu_seconds"]) for r in runs]
+    return {"seconds": statistics.median(wall), "runs": wall,
+            "cpu_seconds": statistics.median(cpu), "cpu_runs": cpu}
 
 
 def main() -> None:
@@ -170,27 +185,33 @@ def main() -> None:
     sides = args.sides.split(",")
     ops = args.only.split(",")
     dvc = ensure_dvc() if "dvc" in sides else None
-    results: dict[str, dict[str, object]] = {op: {} for op in ops}
+    results: dict[str, dict[str, dict[str, Any]]] = {op: {} for op in ops}
     with tempfile.TemporaryDirectory(prefix="ars-bench-data-") as tmp:
         big = None
         if "add_big" in ops:
             big = Path(tmp) / "source.bin"
             write_big(big, args.gib)
         for op in ops:
+            adds: dict[str, list[dict[str, Any]]] = {name: [] for name in sides}
+            for _ in range(1 if op == "status" else args.repeat):
+                for name in sides:
+                    work = Path(tempfile.mkdtemp(prefix=f"{name}-{op}-", dir=tmp))
+                    side: Side = Dvc(work, dvc) if name == "dvc" and dvc else Arsenale(work)
+                    r = measure(side, op, args, big)
+                    adds[name].append(r)
+                    print(f"  {op:<9} {name:<9} {r['seconds']:.3f} s wall, {r['cpu_seconds']:.3f} s CPU", flush=True)
+                    shutil.rmtree(work, ignore_errors=True)
             for name in sides:
-                work = Path(tempfile.mkdtemp(prefix=f"{name}-{op}-", dir=tmp))
-                side: Side = Dvc(work, dvc) if name == "dvc" and dvc else Arsenale(work)
-                results[op][name] = measure(side, op, args, big)
-                r = results[op][name]
-                print(f"  {op:<9} {name:<9} {r['seconds']:.3f} s wall, {r['cpu_seconds']:.3f} s CPU", flush=True)
-                shutil.rmtree(work, ignore_errors=True)
-    fmt = lambda v: f"{v:.3f}s" if v is not None else "—"  # noqa: E731
+                results[op][name] = summarize(adds[name])
+    def fmt(v: float | None) -> str:
+        return f"{v:.3f}s" if v is not None else "—"
+
     for key, title in (("seconds", "wall time"), ("cpu_seconds", "CPU time (user+sys; robust to other load)")):
         print(f"\n{title}\n{'operation':<10} {'DVC':>9} {'Arsenale':>9} {'ratio':>7} {'target':>7}")
         for op in ops:
-            d = results[op].get("dvc", {}).get(key)  # type: ignore[union-attr]
-            a = results[op].get("arsenale", {}).get(key)  # type: ignore[union-attr]
-            ratio = f"{d / a:.1f}×" if d and a else "—"  # type: ignore[operator]
+            d = results[op].get("dvc", {}).get(key)
+            a = results[op].get("arsenale", {}).get(key)
+            ratio = f"{d / a:.1f}×" if d and a else "—"
             print(f"{op:<10} {fmt(d):>9} {fmt(a):>9} {ratio:>7} {TARGETS[op]:>6.0f}×")
     print(f"\nload average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     out = Path(args.out)

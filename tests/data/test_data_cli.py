@@ -92,3 +92,21 @@ def test_data_status_imports_no_heavy_libraries(root: Path) -> None:
                           timeout=60)
     assert json.loads(proc.stdout)[0]["clean"] is True
     assert proc.stderr.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize(("preset", "numpy_first", "expected"),
+                         [(None, False, "1"), ("4", False, "4"), (None, True, None)])
+def test_data_commands_start_no_blas_threads(root: Path, preset: str | None, numpy_first: bool,
+                                             expected: str | None) -> None:
+    """A data command run from the shell asks OpenBLAS for no thread pool before numpy loads; a program that
+    already loaded numpy, or a user who chose a number, keeps theirs."""
+    code = ("import os, sys\n" + ("import numpy\n" if numpy_first else "")
+            + "from arsenale.cli.datawork import workspace\nworkspace().close()\n"
+            "print(os.environ.get('OPENBLAS_NUM_THREADS'))")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    env["PYTHONPATH"] = os.pathsep.join(sys.path)
+    if preset is not None:
+        env["OPENBLAS_NUM_THREADS"] = preset
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, env=env,
+                          timeout=60, check=True)
+    assert proc.stdout.strip() == str(expected)

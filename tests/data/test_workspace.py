@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from arsenale.data import hashing
+from arsenale.data import workspace as workspace_module
 from arsenale.data.cache import DataRemote
+from arsenale.data.chunking import chunk_bytes
 from arsenale.data.manifest import Manifest
 from arsenale.data.workspace import DataWorkspace
 from arsenale.errors import Conflict, IntegrityError, InvalidInput, NotFound
@@ -250,19 +255,20 @@ def test_copy_mode_keeps_working_files_writable(project: Path) -> None:
     assert (project / "data" / "a.txt").stat().st_ino != ws.cache.path(hashing.hash_bytes(b"alpha\n")).stat().st_ino
 
 
-def _add_in_child(root: str, name: str) -> None:
-    ws = make_workspace(Path(root))
+def _add_in_child(root: str, name: str, modes: tuple[str, ...]) -> None:
+    ws = make_workspace(Path(root), link_modes=modes)
     ws.add(Path(root) / name)
     ws.close()
 
 
+@pytest.mark.parametrize("modes", [("reflink", "hardlink", "copy"), ("copy",)], ids=["link", "copy"])
 @pytest.mark.parametrize("method", ["fork", "spawn"])
-def test_concurrent_adds_of_the_same_content(project: Path, method: str) -> None:
+def test_concurrent_adds_of_the_same_content(project: Path, method: str, modes: tuple[str, ...]) -> None:
     files = {f"f{i}.bin": bytes([i]) * 5000 for i in range(30)} | {"big.bin": os.urandom(80_000)}
     for i in range(4):
         write_tree(project / f"copy{i}", files)
     ctx = multiprocessing.get_context(method)
-    procs = [ctx.Process(target=_add_in_child, args=(str(project), f"copy{i}")) for i in range(4)]
+    procs = [ctx.Process(target=_add_in_child, args=(str(project), f"copy{i}", modes)) for i in range(4)]
     for p in procs:
         p.start()
     for p in procs:
@@ -281,3 +287,105 @@ def test_concurrent_adds_of_the_same_content(project: Path, method: str) -> None
     assert all(ws.cache.verify(e.digest, e.size, list(e.chunks) if e.chunks else None) for e in manifest.files)
     assert list((project / ".arsenale" / "cache").rglob(".tmp-*")) == []  # no half-written blob left
     assert all(r.clean for r in ws.status())
+
+
+# ---- large files enter the cache while they are chunked ----
+
+
+def _big(project: Path, data: bytes, name: str = "big.bin") -> Path:
+    path = project / name
+    path.unlink(missing_ok=True)  # never write into a file that may share the cached blob's inode
+    path.write_bytes(data)
+    return path
+
+
+def test_a_large_file_is_copied_into_the_cache_as_it_is_chunked(project: Path) -> None:
+    ws = make_workspace(project, link_modes=("copy",))
+    data = os.urandom(200_000)
+    path = _big(project, data)
+    result = ws.add(path)
+    assert result.stored_by == {"copy": 1} and result.new_blobs == 1
+    entry = Manifest.read(project / "big.bin.ars").files[0]
+    assert entry.chunks and entry.digest == hashing.chunk_table_digest(chunk_bytes(data, SMALL))
+    assert ws.cache.verify(entry.digest, entry.size, list(entry.chunks))
+    assert ws.cache.path(entry.digest).stat().st_ino != path.stat().st_ino
+    assert list((ws.cache.root / "tmp").iterdir()) == []  # the staged copy was renamed, not left behind
+    assert ws.add(path).new_blobs == 0  # the stat cache vouches for it now
+    path.unlink()
+    ws.checkout()
+    assert path.read_bytes() == data
+
+
+def test_a_file_edited_while_it_is_added_is_stored_as_hashed(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chunks are cut from the cache's own copy: an edit of the working file after the copy was made
+    cannot leave a cached blob that does not match its digest."""
+    ws = make_workspace(project, link_modes=("copy",))
+    before = os.urandom(200_000)
+    path = _big(project, before)
+    stage = ws.cache.stage
+
+    @contextlib.contextmanager
+    def stage_then_edit(src: str, size: int) -> Iterator[Any]:
+        with stage(src, size) as staged:
+            assert staged is not None and staged.ready is not None
+            staged.ready(size)  # the copy is whole...
+            with open(src, "r+b") as f:  # ...and then the working file changes
+                f.write(b"edited in place")
+            yield staged
+
+    monkeypatch.setattr(ws.cache, "stage", stage_then_edit)
+    ws.add(path)
+    entry = Manifest.read(project / "big.bin.ars").files[0]
+    assert entry.digest == hashing.chunk_table_digest(chunk_bytes(before, SMALL))
+    assert ws.cache.read_blob(entry.digest) == before
+    assert ws.status()[0].modified == ["big.bin"]  # the edit is a change still to add
+
+
+def test_a_file_that_shrinks_while_it_is_added_is_refused_and_leaves_nothing(
+        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ws = make_workspace(project, link_modes=("copy",))
+    path = _big(project, os.urandom(200_000))
+    walk = workspace_module.walk_files
+
+    def walk_then_truncate(target: str) -> list[Any]:
+        found = walk(target)
+        os.truncate(path, 100_000)  # after its size was taken
+        return found
+
+    monkeypatch.setattr(workspace_module, "walk_files", walk_then_truncate)
+    with pytest.raises(Conflict, match="shrank"):
+        ws.add(path)
+    assert not (project / "big.bin.ars").exists()
+    cache = project / ".arsenale" / "cache"
+    assert [p for p in cache.rglob("*") if p.is_file() and p.parent.name != "packs"] == []
+
+
+def test_a_touched_large_file_is_hashed_in_place_and_copied_only_if_it_changed(
+        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ws = make_workspace(project, link_modes=("copy",))
+    data = os.urandom(200_000)
+    path = _big(project, data)
+    ws.add(path)
+    staged: list[str] = []
+    stage = ws.cache.stage
+
+    def counted(src: str, size: int) -> Any:
+        staged.append(src)
+        return stage(src, size)
+
+    monkeypatch.setattr(ws.cache, "stage", counted)
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # touched: same size, same last version
+    result = ws.add(path)
+    assert (result.hashed, result.new_blobs, result.changed, staged) == (1, 0, False, [])
+    other = os.urandom(len(data))  # same size, new bytes: hashed in place first, then copied
+    _big(project, other)
+    result = ws.add(path)
+    assert result.stored_by == {"copy": 1} and staged == []
+    grown = other + os.urandom(50_000)  # a new size: copied while it is hashed
+    _big(project, grown)
+    result = ws.add(path)
+    assert result.stored_by == {"copy": 1} and len(staged) == 1
+    for entry_data in (data, other, grown):
+        digest = hashing.chunk_table_digest(chunk_bytes(entry_data, SMALL))
+        assert ws.cache.read_blob(digest) == entry_data

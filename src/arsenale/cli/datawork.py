@@ -7,6 +7,7 @@ which answers without importing Typer, pydantic or Rich.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see arsenale/__init__.py
@@ -27,6 +28,14 @@ def find_home() -> Path:
     return start / ".arsenale"
 
 
+def _no_blas_threads() -> None:
+    """numpy, imported to cut large files into chunks, starts OpenBLAS's thread pool, which costs ~0.06 s of
+    CPU in a short-lived process; the data commands do no linear algebra. Only for a process that has not
+    loaded numpy yet (a command run from the shell, not an embedding program) and when the user set nothing."""
+    if "numpy" not in sys.modules:
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
 def workspace(remote: str | None = None, link: str | None = None) -> "DataWorkspace":
     from arsenale.data.cache import DEFAULT_LINK_MODES, LINK_MODES, DataCache
     from arsenale.data.statcache import StatCache
@@ -40,6 +49,7 @@ def workspace(remote: str | None = None, link: str | None = None) -> "DataWorksp
         if unknown or not modes:
             raise InvalidInput(f"--link takes a comma-separated list of {', '.join(LINK_MODES)}", field="link")
     home = find_home()
+    _no_blas_threads()
     return DataWorkspace(home.parent, DataCache(home / "cache", modes), remote or None,
                          statcache=StatCache(home / "statcache.db"))
 

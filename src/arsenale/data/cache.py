@@ -12,6 +12,14 @@ read-only too, and writing into it in place (as root, who ignores the mode)
 would alter the cached blob. Reads therefore verify digests, and `checkout`
 refetches a blob that no longer matches from the remote.
 
+A large file (one that is chunked) enters by `stage`, before its digest is
+known: a reflink at once, or a copy made under a temporary name in
+`<root>/tmp/` *while* the file is chunked, the chunker reading the copy right
+behind the copier (see `staging`); it is renamed to its digest once that is
+known. So the copy costs little wall time, and the digest names the bytes
+stored even if the working file changes meanwhile. (With hard links first,
+the file is hashed, then linked, as small files are.)
+
 Small blobs added in bulk (`add_files`, `add_blobs`) go to pack files instead,
 `<root>/packs/<uuid>.pack`, indexed in `<root>/packs/index.db` (see `packs`):
 creating one file per 4 KiB blob cost more than everything else `data add`
@@ -37,6 +45,7 @@ import blake3
 
 from arsenale.data.hashing import Chunk, chunk_table_digest, hash_small_file, is_digest, parallel_map
 from arsenale.data.packs import PACK_MAX_BLOB, PACK_MIN_BLOBS, PackStore, read_file
+from arsenale.data.staging import BackgroundCopy, Staged
 from arsenale.errors import BackendUnavailable, Conflict, IntegrityError, InvalidInput, NotFound
 
 FICLONE = 0x40049409  # _IOW(0x94, 9, int) on Linux
@@ -228,6 +237,49 @@ class DataCache:
             self._commit(tmp, digest)
             return mode
         raise InvalidInput("no link mode could store the file (add 'copy' to the modes)", field="link")
+
+    @contextlib.contextmanager
+    def stage(self, src: str | os.PathLike[str], size: int) -> Iterator[Staged | None]:
+        """Start entering the first `size` bytes of `src`, by the first link mode that works, before its digest
+        is known: a reflink at once, a copy in a background thread. None when a hard link comes first: the
+        file itself is linked once hashed (`add_file`). Not committed on leaving the block, it is discarded.
+        """
+        staged = self._start(src, size)
+        try:
+            yield staged
+        finally:
+            if staged is not None:
+                staged.discard()
+
+    def _start(self, src: str | os.PathLike[str], size: int) -> Staged | None:
+        for mode in self.link_modes:
+            if mode in self._failed:
+                continue
+            if mode == "hardlink":
+                return None
+            if mode not in LINK_MODES:
+                raise InvalidInput(f"unknown link mode {mode!r}; choose from {', '.join(LINK_MODES)}",
+                                   field="link")
+            self._tmp.mkdir(parents=True, exist_ok=True)
+            tmp = self._tmp / f"{TMP_PREFIX}{uuid.uuid4().hex}"
+            if mode == "copy":
+                return Staged(tmp, mode, self._file_staged, BackgroundCopy(src, tmp, size))
+            if not reflink(src, tmp):
+                self._failed.add(mode)
+                continue
+            if tmp.stat().st_size != size:
+                tmp.unlink()
+                raise Conflict(f"{src} changed size while it was being added: add it again", field="path")
+            return Staged(tmp, mode, self._file_staged)
+        raise InvalidInput("no link mode could store the file (add 'copy' to the modes)", field="link")
+
+    def _file_staged(self, tmp: Path, digest: str) -> bool:
+        """Rename a whole staged file to its blob's name; False (and it is removed) if the blob was cached."""
+        if self.path(digest).exists():
+            tmp.unlink(missing_ok=True)
+            return False
+        self._commit(tmp, digest)
+        return True
 
     def add_files(self, items: Sequence[tuple[str, str, int]], *, data: Mapping[str, bytes] | None = None,
                   pack: bool = True, jobs: int | None = None) -> dict[str, int]:

@@ -13,7 +13,9 @@ smallest (under `packs.PACK_MAX_BLOB`) are appended to a pack file, read once
 for both hashing and packing; the others enter the local cache by reflink,
 hard link or copy. Files of `params.threshold` bytes or more are also split
 into content-defined chunks: the cache keeps the whole file, the remote keeps
-chunks, so pushing a grown file uploads only its new chunks. The remote holds
+chunks, so pushing a grown file uploads only its new chunks. Such a file is
+copied into the cache while it is chunked, the chunker reading the copy (see
+`DataCache.stage`). The remote holds
 one object per blob or chunk whether the local cache packs it or not.
 """
 
@@ -35,7 +37,7 @@ from arsenale.data.packs import PACK_MAX_BLOB, read_file
 from arsenale.data.results import (AddResult, CheckoutResult, DataDiff, FileChange, GcResult, StatusReport,
                                    TransferResult)
 from arsenale.data.scan import file_digest, find_manifests, tree_signature, walk_files
-from arsenale.data.statcache import StatCache
+from arsenale.data.statcache import Known, StatCache
 from arsenale.errors import Conflict, IntegrityError, InvalidInput, NotFound
 
 STALE_TMP_SECONDS = 3600
@@ -140,11 +142,13 @@ class DataWorkspace:
     def _walk(self, target: Path) -> list[_Seen]:
         return [_Seen(rel, abspath, st) for rel, abspath, st in walk_files(str(target))]
 
-    def _hash(self, target: Path, keep: dict[str, bytes] | None = None) -> tuple[list[_Seen], int]:
+    def _hash(self, target: Path, keep: dict[str, bytes] | None = None,
+              stored: dict[str, int] | None = None) -> tuple[list[_Seen], int]:
         """The target's files with digests; the count actually hashed (the rest came from the stat cache).
 
         With `keep`, the bytes of hashed files small enough to be packed are put there (path -> bytes, up
-        to `KEEP_READ_BYTES` in all), so that `add` need not read them again.
+        to `KEEP_READ_BYTES` in all), so that `add` need not read them again. With `stored`, the chunked
+        files hashed also enter the cache as they are hashed (see `_chunk`), counted there by link mode.
         """
         seen = self._walk(target)
         known = self.statcache.load(str(target))
@@ -167,10 +171,32 @@ class DataWorkspace:
                 self._hash_keeping(small, keep)
             for s in todo:
                 if s.stat.st_size >= self.params.threshold:
-                    s.chunks = tuple(chunk_file(s.abspath, self.params, jobs=self.jobs))
+                    s.chunks = self._chunk(s, None if self._likely_cached(s, known.get(s.abspath)) else stored)
                     s.digest = hashing.chunk_table_digest(s.chunks)
             self.statcache.record([(s.abspath, s.stat, s.digest, s.chunks) for s in todo], checked)
         return seen, len(todo)
+
+    def _likely_cached(self, s: _Seen, known: Known | None) -> bool:
+        """Whether a large file whose stat changed may well hold the very version last seen there, and
+        that version is cached: same size, only touched or rewritten as it was. Such a file is hashed in
+        place first; `add` copies it afterwards if it did change after all."""
+        return (known is not None and known.chunks is not None and known.size == s.stat.st_size
+                and self.cache.has(known.digest))
+
+    def _chunk(self, s: _Seen, stored: dict[str, int] | None) -> tuple[hashing.Chunk, ...]:
+        """A large file's chunks. With `stored`, its blob also enters the cache: the cache's copy is made
+        while the chunker reads it, right behind the copier (`DataCache.stage`), so the copy costs little
+        wall time and the digest names the bytes stored even if the file is edited meanwhile."""
+        if stored is None:
+            return tuple(chunk_file(s.abspath, self.params, jobs=self.jobs))
+        with self.cache.stage(s.abspath, s.stat.st_size) as staged:
+            if staged is None:  # a hard link comes first: the file itself is linked once hashed
+                return tuple(chunk_file(s.abspath, self.params, jobs=self.jobs))
+            chunks = tuple(chunk_file(staged.path, self.params, jobs=self.jobs, ready=staged.ready))
+            mode = staged.commit(hashing.chunk_table_digest(chunks))
+        if mode is not None:
+            stored[mode] = stored.get(mode, 0) + 1
+        return chunks
 
     def _hash_keeping(self, files: list[_Seen], keep: dict[str, bytes]) -> None:
         """Hash small files, keeping the bytes of the packable ones (read with one `read` each) in `keep`.
@@ -223,14 +249,18 @@ class DataWorkspace:
             raise InvalidInput(f"{path} is a symbolic link: track what it points to", field="path")
         kind = "dir" if target.is_dir() else "file"
         kept: dict[str, bytes] = {}
-        seen, hashed = self._hash(target, keep=kept)
+        stored: dict[str, int] = {}  # new blobs by link mode; chunked files hashed now are stored as hashed
+        seen, hashed = self._hash(target, keep=kept, stored=stored)
         todo = {s.digest: s for s in seen}
         whole = [(s.abspath, s.digest, s.stat.st_size) for s in todo.values() if s.chunks is None]
         chunked = [(s.abspath, s.digest, s.stat.st_size) for s in todo.values() if s.chunks is not None]
-        stored = self.cache.add_files(whole, data=kept, jobs=self.jobs)
+        batches = [self.cache.add_files(whole, data=kept, jobs=self.jobs)]
         kept.clear()
-        for mode, n in self.cache.add_files(chunked, pack=False, jobs=self.jobs).items():
-            stored[mode] = stored.get(mode, 0) + n
+        # the chunked files not stored as they were hashed: known from the stat cache, or hashed in place
+        batches.append(self.cache.add_files(chunked, pack=False, jobs=self.jobs))
+        for batch in batches:
+            for mode, n in batch.items():
+                stored[mode] = stored.get(mode, 0) + n
         manifest = Manifest.build(target.name, kind, (s.entry() for s in seen))
         old = None
         if manifest_path.is_file():
