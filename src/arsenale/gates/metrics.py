@@ -89,19 +89,21 @@ def _w_f1(y: np.ndarray, p: np.ndarray, W: np.ndarray) -> np.ndarray | None:
 
 
 def _w_roc_auc(y: np.ndarray, s: np.ndarray, W: np.ndarray) -> np.ndarray | None:
-    """The probability that a positive outranks a negative (ties count half), from weighted counts per group
-    of equal scores, in score order."""
+    """The probability that a positive outranks a negative (ties count half), from the counts per group of
+    equal scores, in score order; in integers, so it is exact."""
     if not _is_binary(y):
         return None
     order = np.argsort(s, kind="stable")
     s, yes = s[order], y[order] == 1
-    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
-    Ws = W[:, order]
-    pos = np.add.reduceat(Ws * yes, starts, axis=1)
-    neg = np.add.reduceat(Ws * ~yes, starts, axis=1)
+    counts = W[:, order].astype(np.int64)  # counts of draws: whole numbers
+    pos = counts * yes
+    neg = counts - pos
+    if len(s) > 1 and (s[1:] == s[:-1]).any():  # tied scores: one group each
+        starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+        pos, neg = np.add.reduceat(pos, starts, axis=1), np.add.reduceat(neg, starts, axis=1)
     below = np.cumsum(neg, axis=1) - neg  # negatives scored lower than each group
-    wins = (pos * (below + 0.5 * neg)).sum(axis=1)
-    return _ratio(wins, pos.sum(axis=1) * neg.sum(axis=1), np.nan)
+    twice_wins = (pos * (2 * below + neg)).sum(axis=1)
+    return _ratio(twice_wins, 2 * pos.sum(axis=1) * neg.sum(axis=1), np.nan)
 
 
 def _w_mean(per_row: Callable[[np.ndarray, np.ndarray], np.ndarray]
