@@ -11,6 +11,8 @@ EXPECTED = {
     "set_alias", "set_tag", "set_tags", "start_run", "__version__",
     "pipeline", "run_pipeline", "step",
     "Entity", "FeatureService", "FeatureStore", "FeatureView", "on_demand_feature",
+    "span", "trace",
+    "prompts",
 }
 
 

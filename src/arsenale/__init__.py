@@ -31,6 +31,8 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(("FeatureStore",), "arsenale.features.store"),
     **dict.fromkeys(("pipeline", "run_pipeline", "step"), "arsenale.pipelines"),
     **dict.fromkeys(("Client",), "arsenale.platform"),
+    **dict.fromkeys(("span", "trace"), "arsenale.llm.tracer"),
+    **dict.fromkeys(("prompts",), "arsenale.llm.fluent"),
     **dict.fromkeys(("load_model", "log_model", "register_model", "set_alias"), "arsenale.registry.fluent"),
     **dict.fromkeys(("ModelVersion", "RegisteredModel", "Stage"), "arsenale.registry.models"),
     **dict.fromkeys(("ActiveRun", "active_run", "end_run", "get_client", "log_artifact", "log_artifacts",
@@ -46,6 +48,8 @@ if TYPE_CHECKING:
     from arsenale.data.fluent import Dataset, register_dataset
     from arsenale.features.definitions import Entity, FeatureService, FeatureView, on_demand_feature
     from arsenale.features.store import FeatureStore
+    from arsenale.llm.fluent import prompts
+    from arsenale.llm.tracer import span, trace
     from arsenale.pipelines import pipeline, run_pipeline, step
     from arsenale.platform import Client
     from arsenale.registry.fluent import load_model, log_model, register_model, set_alias
@@ -114,6 +118,7 @@ __all__ = [
     "log_text",
     "on_demand_feature",
     "pipeline",
+    "prompts",
     "register_dataset",
     "register_model",
     "run_pipeline",
@@ -121,8 +126,10 @@ __all__ = [
     "set_alias",
     "set_tag",
     "set_tags",
+    "span",
     "start_run",
     "step",
+    "trace",
     "__version__",
 ]
 

@@ -57,6 +57,8 @@ class Client:
             self._monitors_factory = lambda: _http_monitors(transport)
             self._features_factory: Callable[[], Any] = lambda: _http_features(transport)
             self._gates_factory: Callable[[], Any] = lambda: _http_gates(transport)
+            self._prompts_factory: Callable[[], Any] = lambda: _http_prompts(transport)
+            self._traces_factory: Callable[[], Any] = lambda: _http_traces(transport)
             self._datasets_factory: Callable[[], DatasetAPI] = lambda: _http_datasets(transport)
         else:
             from arsenale.audit.service import AuditService
@@ -87,11 +89,15 @@ class Client:
             self._monitors_factory = lambda: _local_monitors(engine, self, actor)
             self._features_factory = lambda: _local_features(engine, actor)
             self._gates_factory = lambda: _local_gates(engine, self, actor)
+            self._prompts_factory = lambda: _local_prompts(engine, actor)
+            self._traces_factory = lambda: _local_traces(engine, actor)
             self._datasets_factory = lambda: _local_datasets(engine, blobs, actor)
         self._datasets: DatasetAPI | None = None
         self._monitors: Any = None
         self._features: Any = None
         self._gates: Any = None
+        self._prompts: Any = None
+        self._traces: Any = None
 
     @property
     def datasets(self) -> DatasetAPI:
@@ -123,6 +129,22 @@ class Client:
         if self._gates is None:
             self._gates = self._gates_factory()
         return self._gates
+
+    @property
+    def prompts(self) -> Any:
+        """The prompt registry: immutable template versions, labels, diffs (a `PromptService`, or a
+        `PromptClient` over HTTP: the same methods)."""
+        if self._prompts is None:
+            self._prompts = self._prompts_factory()
+        return self._prompts
+
+    @property
+    def traces(self) -> Any:
+        """LLM traces, spans, scores and the price table (a `TraceService`, or a `TraceClient` over HTTP:
+        the same methods). `ars.trace` / `ars.span` record into it."""
+        if self._traces is None:
+            self._traces = self._traces_factory()
+        return self._traces
 
     def __repr__(self) -> str:
         return f"Client({self.uri!r})"
@@ -176,3 +198,27 @@ def _http_gates(transport: Any) -> Any:
     from arsenale.client.gates import GateClient
 
     return GateClient(transport)
+
+
+def _local_traces(engine: Any, actor: str) -> Any:
+    from arsenale.llm.tracing import TraceService
+
+    return TraceService(engine, actor)
+
+
+def _http_traces(transport: Any) -> Any:
+    from arsenale.client.traces import TraceClient
+
+    return TraceClient(transport)
+
+
+def _local_prompts(engine: Any, actor: str) -> Any:
+    from arsenale.llm.prompts import PromptService
+
+    return PromptService(engine, actor)
+
+
+def _http_prompts(transport: Any) -> Any:
+    from arsenale.client.prompts import PromptClient
+
+    return PromptClient(transport)

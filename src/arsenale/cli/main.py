@@ -1,7 +1,7 @@
 """The `arsenale` command: one Typer sub-app per component, errors mapped to exit codes in one place.
 
     arsenale [--uri URI] experiments|runs|artifacts|models|datasets|data|features|deploy|monitor|alerts|gate|
-                         audit|db|init ...
+                         prompts|audit|db|init ...
     arsenale server | ui | serve | version
 
 An `ArsenaleError` never shows a traceback: its message goes to stderr as
@@ -40,9 +40,11 @@ def _register(app: typer.Typer) -> None:
         models,
         monitor,
         pipelines,
+        prompts,
         runs,
         server,
         serving,
+        traces,
     )
 
     app.add_typer(experiments.app, name="experiments")
@@ -59,6 +61,8 @@ def _register(app: typer.Typer) -> None:
     app.add_typer(db.app, name="db")
     app.add_typer(gate.app, name="gate")
     app.add_typer(init.app, name="init")
+    app.add_typer(traces.app, name="traces")
+    app.add_typer(prompts.app, name="prompts")
     app.command("server")(server.server)
     app.command("ui")(server.ui)
     app.command("serve")(serving.serve)

@@ -45,7 +45,10 @@ from arsenale.server.routers import features as feature_routes
 from arsenale.server.routers import gates as gate_routes
 from arsenale.server.routers import metrics as metric_routes
 from arsenale.server.routers import monitoring as monitoring_routes
+from arsenale.server.routers import otlp as otlp_routes
+from arsenale.server.routers import prompts as prompt_routes
 from arsenale.server.routers import registry as registry_routes
+from arsenale.server.routers import traces as trace_routes
 from arsenale.server.routers import tracking as tracking_routes
 
 __all__ = ["create_app", "serve"]
@@ -301,6 +304,7 @@ def create_app(client: Client | None = None, *, max_json_bytes: int | None = Non
     app = FastAPI(title="Arsenale", version=__version__, docs_url="/docs", redoc_url=None,
                   description="Experiment tracking, registry, serving and governance for ML models.")
     app.state.client = client if client is not None else _LazyClient()
+    app.state.max_json_bytes = json_limit  # also bounds what a gzip body may inflate to (OTLP)
     app.state.metrics_registry = registry = CollectorRegistry(auto_describe=True)
     # Read at scrape time through whatever client the app holds then (the lazy one is built on first use).
     registry.register(MonitorCollector(lambda: app.state.client.monitors.engine))
@@ -323,7 +327,10 @@ def create_app(client: Client | None = None, *, max_json_bytes: int | None = Non
     app.include_router(alert_routes.router)
     app.include_router(feature_routes.router)
     app.include_router(gate_routes.router)
+    app.include_router(prompt_routes.router)
     app.include_router(metric_routes.router)
+    app.include_router(trace_routes.router)
+    app.include_router(otlp_routes.router)
 
     @app.get("/health", tags=["operations"])
     async def health(request: Request) -> Response:

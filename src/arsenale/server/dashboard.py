@@ -423,3 +423,7 @@ def install(app: FastAPI) -> None:
     dashboard_delivery.install(app)
     from arsenale.server import dashboard_gates  # gate reports, likewise
     dashboard_gates.install(app)
+    from arsenale.server import dashboard_traces  # LLM traces, likewise
+    dashboard_traces.install(app)
+    from arsenale.server import dashboard_prompts  # the prompt registry's pages, likewise
+    dashboard_prompts.install(app)

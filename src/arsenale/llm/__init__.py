@@ -1,0 +1,1 @@
+"""LLMOps: traced prompt-response interactions, the prompt registry and evaluation."""

@@ -1,0 +1,54 @@
+"""The OTLP/HTTP trace receiver: `POST /v1/traces`, where OpenTelemetry SDK exporters send spans.
+
+Bodies are `application/x-protobuf` or `application/json` (OTLP's JSON encoding), optionally gzip-encoded;
+the answer is an `ExportTraceServiceResponse` in the request's encoding, with `partial_success` counting the
+spans that were rejected and why. A body that is not an OTLP request is a 400; a body over the server's JSON
+limit, compressed or once decompressed, a 413.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+
+from arsenale.errors import InvalidInput
+from arsenale.llm import otlp
+
+router = APIRouter(tags=["traces"])
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+
+
+def _gunzip(body: bytes, limit: int) -> bytes:
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise InvalidInput(f"body is not valid gzip: {exc}", field="body") from None
+    if len(out) > limit:
+        raise HTTPException(413, f"decompressed body is larger than the {limit} bytes limit")
+    return out
+
+
+@router.post("/v1/traces", summary="OTLP/HTTP trace export (protobuf or JSON)")
+async def export(request: Request) -> Response:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in (PROTOBUF, JSON):
+        raise HTTPException(415, f"Content-Type must be {PROTOBUF} or {JSON}, got {content_type or 'none'!r}")
+    body = await request.body()
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding == "gzip":
+        body = _gunzip(body, request.app.state.max_json_bytes)
+    elif encoding not in ("", "identity"):
+        raise HTTPException(415, f"Content-Encoding must be gzip or identity, got {encoding!r}")
+    as_json = content_type == JSON
+    spans = otlp.spans_from_json(body) if as_json else otlp.spans_from_protobuf(body)
+    traces = request.app.state.client.traces
+    result = await run_in_threadpool(traces.ingest, spans) if spans else None
+    rejected = result.rejected if result else 0
+    message = "; ".join(result.errors) if result and result.errors else ""
+    return Response(otlp.response(rejected, message, as_json), media_type=JSON if as_json else PROTOBUF)
