@@ -26,17 +26,6 @@ def _ns_iso(ns: int | None) -> str:
     return render.iso(None if ns is None else ns // 1_000_000)
 
 
-def _ms(start: int | None, end: int | None) -> str:
-    if start is None or end is None:
-        return "—"
-    ms = (end - start) / 1e6
-    return f"{ms:.1f} ms" if ms < 10_000 else f"{ms / 1000:.2f} s"
-
-
-def _cost(value: float | None) -> str:
-    return "—" if value is None else f"${value:.6f}".rstrip("0").rstrip(".") if value else "$0"
-
-
 def _tokens(tin: int | None, tout: int | None) -> str:
     return "—" if tin is None and tout is None else f"{tin or 0} → {tout or 0}"
 
@@ -63,6 +52,8 @@ def list_traces(
         if not sep or not key:
             raise InvalidInput(f"--attribute must read key=value, got {pair!r}", field="attribute")
         attributes[key] = value
+    from arsenale.llm.tracing import cost_text, duration_text
+
     page = Client().traces.search(session=session, user=user, name=name, min_cost=min_cost, max_cost=max_cost,
                                   attributes=attributes, prompt=prompt, score=score, min_score=min_score,
                                   since=since, status=status, limit=limit)
@@ -77,8 +68,8 @@ def list_traces(
     for tr in page.traces:
         t.add_row(render.cell(tr.trace_id), render.cell(tr.name, "bold"), render.cell(tr.session),
                   render.cell(tr.user_id), render.cell(tr.span_count),
-                  render.cell(_tokens(tr.input_tokens, tr.output_tokens)), render.cell(_cost(tr.cost)),
-                  render.cell(_ms(tr.start_ns, tr.end_ns)),
+                  render.cell(_tokens(tr.input_tokens, tr.output_tokens)), render.cell(cost_text(tr.cost)),
+                  render.cell(duration_text(tr.start_ns, tr.end_ns)),
                   render.cell(tr.status, "red" if tr.status == "ERROR" else "green"), render.cell(_ns_iso(tr.start_ns)))
     render.show(t)
 
@@ -87,22 +78,22 @@ def list_traces(
 def show(trace_id: Annotated[str, typer.Argument(help="The trace's id (32 hex digits).")],
          as_json: render.JsonFlag = False) -> None:
     """One trace as a span tree: durations, tokens and cost per span, then its scores."""
-    from arsenale.llm.tracing import span_tree
+    from arsenale.llm.tracing import cost_text, duration_text, span_tree
 
     tr = Client().traces.get(trace_id)
     if as_json:
         render.print_json(tr)
         return
-    title = (f"{tr.name or tr.trace_id} · {tr.span_count} spans · {_ms(tr.start_ns, tr.end_ns)} · "
-             f"{_tokens(tr.input_tokens, tr.output_tokens)} tokens · {_cost(tr.cost)}"
+    title = (f"{tr.name or tr.trace_id} · {tr.span_count} spans · {duration_text(tr.start_ns, tr.end_ns)} · "
+             f"{_tokens(tr.input_tokens, tr.output_tokens)} tokens · {cost_text(tr.cost)}"
              + (f" · session {tr.session}" if tr.session else "") + (f" · user {tr.user_id}" if tr.user_id else ""))
     t = render.table("span", "kind", "duration", "model", "tokens", "cost", "status", title=title)
     for depth, s in span_tree(tr):
         label = "  " * depth + ("└ " if depth else "") + s.name + (" (orphan: unknown parent)" if s.orphan else "")
         status = s.status + (f": {s.status_message}" if s.status_message else "")
         t.add_row(render.cell(label, "bold" if depth == 0 else ""), render.cell(s.kind),
-                  render.cell(_ms(s.start_ns, s.end_ns)), render.cell(s.model),
-                  render.cell(_tokens(s.input_tokens, s.output_tokens)), render.cell(_cost(s.cost)),
+                  render.cell(duration_text(s.start_ns, s.end_ns)), render.cell(s.model),
+                  render.cell(_tokens(s.input_tokens, s.output_tokens)), render.cell(cost_text(s.cost)),
                   render.cell(status, "red" if s.status == "ERROR" else ""))
     render.show(t)
     if tr.scores:

@@ -40,7 +40,7 @@ from arsenale.store.db import read, write
 from arsenale.store.tables import MAX_NAME
 
 __all__ = ["IngestResult", "Price", "Score", "Span", "SpanEvent", "Trace", "TraceAPI", "TracePage", "TraceService",
-           "check_span", "span_tree"]
+           "check_span", "cost_text", "duration_text", "span_tree"]
 
 MAX_VALUE_CHARS = 16_384
 MAX_ATTRIBUTES = 128
@@ -537,3 +537,16 @@ class TraceService:
                         "p50_ms": statistics.median(lat) if lat else None,
                         "p95_ms": lat[min(len(lat) - 1, int(0.95 * len(lat)))] if lat else None})
         return out
+
+
+def duration_text(start_ns: int | None, end_ns: int | None) -> str:
+    """A span's or trace's duration for people: milliseconds up to 10 s, then seconds."""
+    if start_ns is None or end_ns is None:
+        return "—"
+    ms = (end_ns - start_ns) / 1e6
+    return f"{ms:.1f} ms" if ms < 10_000 else f"{ms / 1000:.2f} s"
+
+
+def cost_text(value: float | None) -> str:
+    """A cost in dollars without trailing zeros; "—" when unknown (no price for the model)."""
+    return "—" if value is None else f"${value:.6f}".rstrip("0").rstrip(".") if value else "$0"

@@ -16,7 +16,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 
 from arsenale.errors import InvalidInput, NotFound
-from arsenale.llm.tracing import span_tree
+from arsenale.llm.tracing import cost_text, duration_text, span_tree
 from arsenale.server.dashboard import DashboardRoute, render
 
 __all__ = ["install"]
@@ -36,17 +36,6 @@ def _float(raw: str, field: str) -> float | None:
         raise InvalidInput(f"{field} must be a number, got {raw!r:.40}", field=field) from None
 
 
-def ms(start: int | None, end: int | None) -> str:
-    if start is None or end is None:
-        return "—"
-    value = (end - start) / 1e6
-    return f"{value:.1f} ms" if value < 10_000 else f"{value / 1000:.2f} s"
-
-
-def cost(value: float | None) -> str:
-    return "—" if value is None else f"${value:.6f}".rstrip("0").rstrip(".") if value else "$0"
-
-
 def ns_time(ns: int | None) -> str:
     from arsenale.server.dashboard import fmt_time
 
@@ -57,8 +46,8 @@ def ns_time(ns: int | None) -> str:
 def traces_page(request: Request, page_token: str = "") -> Response:
     state = {k: request.query_params.get(k, "").strip() for k in FILTERS}
     traces = request.app.state.client.traces
-    context: dict[str, Any] = {"state": state, "page": None, "error": None, "timeline": [], "ms": ms,
-                               "cost": cost, "ns_time": ns_time, "page_token": page_token}
+    context: dict[str, Any] = {"state": state, "page": None, "error": None, "timeline": [], "ms": duration_text,
+                               "cost": cost_text, "ns_time": ns_time, "page_token": page_token}
     status = 200
     try:
         attributes = {}
@@ -95,7 +84,7 @@ def trace_page(request: Request, trace_id: str) -> Response:
         width = 100 * ((span.end_ns or span.start_ns) - span.start_ns) / total
         rows.append({"depth": depth, "span": span, "left": max(0.0, min(100.0, left)),
                      "width": max(0.3, min(100.0 - max(0.0, left), width))})
-    return render(request, "trace.html", trace=trace, rows=rows, ms=ms, cost=cost, ns_time=ns_time)
+    return render(request, "trace.html", trace=trace, rows=rows, ms=duration_text, cost=cost_text, ns_time=ns_time)
 
 
 def install(app: FastAPI) -> None:
