@@ -13,6 +13,7 @@ EXPECTED = {
     "Entity", "FeatureService", "FeatureStore", "FeatureView", "on_demand_feature",
     "span", "trace",
     "prompts",
+    "VectorIndex",
 }
 
 

@@ -33,6 +33,7 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(("Client",), "arsenale.platform"),
     **dict.fromkeys(("span", "trace"), "arsenale.llm.tracer"),
     **dict.fromkeys(("prompts",), "arsenale.llm.fluent"),
+    **dict.fromkeys(("VectorIndex",), "arsenale.llm.vectors"),
     **dict.fromkeys(("load_model", "log_model", "register_model", "set_alias"), "arsenale.registry.fluent"),
     **dict.fromkeys(("ModelVersion", "RegisteredModel", "Stage"), "arsenale.registry.models"),
     **dict.fromkeys(("ActiveRun", "active_run", "end_run", "get_client", "log_artifact", "log_artifacts",
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from arsenale.features.store import FeatureStore
     from arsenale.llm.fluent import prompts
     from arsenale.llm.tracer import span, trace
+    from arsenale.llm.vectors import VectorIndex
     from arsenale.pipelines import pipeline, run_pipeline, step
     from arsenale.platform import Client
     from arsenale.registry.fluent import load_model, log_model, register_model, set_alias
@@ -102,6 +104,7 @@ __all__ = [
     "RunInfo",
     "RunStatus",
     "Stage",
+    "VectorIndex",
     "active_run",
     "end_run",
     "get_client",

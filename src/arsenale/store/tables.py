@@ -682,3 +682,31 @@ llm_prices = Table(
     Column("update_time", BigInteger, nullable=False),
     Column("updated_by", String(MAX_NAME), nullable=False),
 )
+
+# ---- LLMOps: vector indexes --------------------------------------------------------------------------------
+# An index is a name with a dimension and a metric; each version is an immutable snapshot (ids, texts, metadata
+# as Parquet and the vectors as float32 .npy in the artifact store), so a trace's retrieved chunks can name the
+# exact version they came from.
+vector_indexes = Table(
+    "vector_indexes",
+    metadata,
+    Column("name", String(MAX_NAME), primary_key=True),
+    Column("dim", Integer, nullable=False),
+    Column("metric", String(16), nullable=False),
+    Column("embedder", Text, nullable=True),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("created_by", String(MAX_NAME), nullable=False),
+)
+
+vector_index_versions = Table(
+    "vector_index_versions",
+    metadata,
+    Column("name", String(MAX_NAME), ForeignKey("vector_indexes.name", ondelete="CASCADE"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("parent_version", Integer, nullable=True),
+    Column("count", Integer, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("files", Text, nullable=False),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("created_by", String(MAX_NAME), nullable=False),
+)
