@@ -73,7 +73,6 @@ __all__ = ["DEFAULT_JUDGE_RUBRIC", "DEFAULT_TOXIC_WORDS", "ChatModel", "Comparis
 
 Scorer = Callable[..., float]
 ROWS_ARTIFACT = "eval/rows.parquet"
-MAX_BOOTSTRAP_CELLS = 4_000_000
 
 
 @dataclass
@@ -353,19 +352,17 @@ def evaluate(prompt: str | PromptVersion, dataset: Any, *, model: ChatModel,
     return _run(plan, model, run_name=run_name, experiment=experiment, parent_run_id=None, trace_name=trace_name)
 
 
-def _bootstrap(d: Any, resamples: int, confidence: float, seed: int) -> tuple[float, float]:
+def _bootstrap(a: Any, b: Any, resamples: int, confidence: float, seed: int) -> tuple[float, float]:
+    """The paired bootstrap interval of mean(b) - mean(a) over the same rows: the gates' bootstrap, with
+    the scores' mean as the metric."""
     import numpy as np
 
-    rng = np.random.default_rng(seed)
-    n = len(d)
-    means: list[float] = []
-    per_chunk = max(1, MAX_BOOTSTRAP_CELLS // n)
-    for start in range(0, resamples, per_chunk):
-        idx = rng.integers(0, n, size=(min(per_chunk, resamples - start), n))
-        means.extend(d[idx].mean(axis=1).tolist())
-    tail = (1 - confidence) / 2
-    low, high = np.quantile(np.asarray(means), [tail, 1 - tail])
-    return float(low), float(high)
+    from arsenale.gates.metrics import Metric
+    from arsenale.gates.stats import paired_bootstrap
+
+    mean = Metric("mean", lambda _, p: float(np.mean(p)), True, "values", lambda _, p, W: (W @ p) / W.sum(axis=1))
+    interval = paired_bootstrap(mean, np.zeros(len(a)), b, a, resamples=resamples, confidence=confidence, seed=seed)
+    return interval.low, interval.high
 
 
 def compare(prompt_a: str | PromptVersion, prompt_b: str | PromptVersion, dataset: Any, *, model: ChatModel,
@@ -403,8 +400,9 @@ def compare(prompt_a: str | PromptVersion, prompt_b: str | PromptVersion, datase
                  trace_name="eval")
         diffs: dict[str, ScoreDiff] = {}
         for name in plan_a.scorers:
-            d = b.rows[name].to_numpy(dtype=float) - a.rows[name].to_numpy(dtype=float)
-            low, high = _bootstrap(d, resamples, confidence, seed)
+            scores_a, scores_b = a.rows[name].to_numpy(dtype=float), b.rows[name].to_numpy(dtype=float)
+            d = scores_b - scores_a
+            low, high = _bootstrap(scores_a, scores_b, resamples, confidence, seed)
             diffs[name] = ScoreDiff(a.scores[name], b.scores[name], float(np.mean(d)), low, high, confidence)
         now = int(time.time() * 1000)
         c.tracking.log_batch(parent.info.run_id, metrics=[
