@@ -11,7 +11,6 @@ so the same code works against a local store and a remote server.
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -131,13 +130,6 @@ def _resolve_champion(client: Client, against: str | None) -> ModelVersion | Non
         return None
 
 
-def _load(client: Client, mv: ModelVersion, folder: Path, *, trusted: bool) -> Any:
-    from arsenale.registry.flavors import get_flavor
-
-    path = client.registry.download_version(mv.name, mv.version, folder / f"{mv.name}-{mv.version}")
-    return get_flavor(mv.flavor).load(path, mv.flavor_meta, trusted=trusted)
-
-
 def _contract(mv: ModelVersion) -> Contract | None:
     return Contract.model_validate(mv.contract) if mv.contract else None
 
@@ -196,8 +188,10 @@ def _named(contract: Contract | None, columns: list[str]) -> Contract | None:
 
 
 def _score(client: Client, mv: ModelVersion, frame: pd.DataFrame, features: list[str] | None, label: str,
-           folder: Path, trusted: bool) -> tuple[_Scored, pd.DataFrame]:
-    model = _load(client, mv, folder, trusted=trusted)
+           trusted: bool) -> tuple[_Scored, pd.DataFrame]:
+    from arsenale.registry.fluent import load_version
+
+    model = load_version(client.registry, mv, trusted=trusted)  # from the model cache, digests checked
     contract = _contract(mv)
     X, on_arrays = _inputs(frame, contract, features, label, mv.uri)
     if on_arrays:
@@ -260,40 +254,38 @@ def evaluate(policy: Policy, candidate: str, against: str | None, data: Any, *, 
     frame = frame[frame[label].notna()]
     y = frame[label].to_numpy()
     results: list[CheckResult] = []
-    with tempfile.TemporaryDirectory(prefix="arsenale-gate-") as tmp:
-        cand, X = _score(client, cand_mv, frame, policy.features, label, Path(tmp), trusted)
-        champ = _score(client, champ_mv, frame, policy.features, label, Path(tmp), trusted)[0] if champ_mv \
-            else None
-        for check in policy.performance:
-            reads = get_metric(check.metric).reads
-            results.append(check_performance(check, y, cand.answers(reads),
-                                             champ.answers(reads) if champ else None, seed=seed))
-        for fair in policy.fairness:
-            sensitive = [fair.sensitive] if isinstance(fair.sensitive, str) else list(fair.sensitive)
-            results.extend(check_fairness(fair, y, cand.classes, champ.classes if champ else None,
-                                          _columns(frame, sensitive, "fairness"),
-                                          candidate_scores=cand.scores,
-                                          champion_scores=champ.scores if champ else None))
-        slices = list(policy.slices)
-        if policy.contract_slices is not None:
-            named = cand.contract.slices if cand.contract else []
-            present = [s for s in named if s in frame.columns]
-            slices += [policy.contract_slices.check(s) for s in present]
-            notes += [f"the contract's slice {s!r} is not a column of the evaluation data: not checked"
-                      for s in named if s not in present]
-            if not named:
-                notes.append(f"{cand_mv.uri}'s contract names no slices: [contract_slices] checked nothing")
-        for sl in slices:
-            reads = get_metric(sl.metric).reads
-            results.extend(check_slices(sl, y, cand.answers(reads), champ.answers(reads) if champ else None,
-                                        _columns(frame, [sl.by], "slices")))
-        if policy.robustness is not None:
-            results.extend(check_robustness(policy.robustness, cand.model, X, cand.contract))
-        if policy.operational is not None:
-            size = sum(f.size for f in cand_mv.files)
-            results.extend(check_operational(policy.operational, cand.model, X, size_bytes=size,
-                                             candidate_contract=_contract(cand_mv),
-                                             deployed_contract=_contract(champ_mv) if champ_mv else None))
+    cand, X = _score(client, cand_mv, frame, policy.features, label, trusted)
+    champ = _score(client, champ_mv, frame, policy.features, label, trusted)[0] if champ_mv else None
+    for check in policy.performance:
+        reads = get_metric(check.metric).reads
+        results.append(check_performance(check, y, cand.answers(reads),
+                                         champ.answers(reads) if champ else None, seed=seed))
+    for fair in policy.fairness:
+        sensitive = [fair.sensitive] if isinstance(fair.sensitive, str) else list(fair.sensitive)
+        results.extend(check_fairness(fair, y, cand.classes, champ.classes if champ else None,
+                                      _columns(frame, sensitive, "fairness"),
+                                      candidate_scores=cand.scores,
+                                      champion_scores=champ.scores if champ else None))
+    slices = list(policy.slices)
+    if policy.contract_slices is not None:
+        named = cand.contract.slices if cand.contract else []
+        present = [s for s in named if s in frame.columns]
+        slices += [policy.contract_slices.check(s) for s in present]
+        notes += [f"the contract's slice {s!r} is not a column of the evaluation data: not checked"
+                  for s in named if s not in present]
+        if not named:
+            notes.append(f"{cand_mv.uri}'s contract names no slices: [contract_slices] checked nothing")
+    for sl in slices:
+        reads = get_metric(sl.metric).reads
+        results.extend(check_slices(sl, y, cand.answers(reads), champ.answers(reads) if champ else None,
+                                    _columns(frame, [sl.by], "slices")))
+    if policy.robustness is not None:
+        results.extend(check_robustness(policy.robustness, cand.model, X, cand.contract))
+    if policy.operational is not None:
+        size = sum(f.size for f in cand_mv.files)
+        results.extend(check_operational(policy.operational, cand.model, X, size_bytes=size,
+                                         candidate_contract=_contract(cand_mv),
+                                         deployed_contract=_contract(champ_mv) if champ_mv else None))
     return GateEvaluation(cand_mv, champ_mv, dataset, len(frame), results, policy_text, notes)
 
 

@@ -11,8 +11,9 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from arsenale.config import get_settings
 from arsenale.errors import InvalidInput
@@ -111,6 +112,12 @@ def load_model(uri: str, *, trusted: bool = False, dest: str | os.PathLike[str] 
     Every file is checked against its digest. Formats that can run arbitrary code (pickle, stored Python
     code, types outside the scikit-learn/numpy/scipy allowlist) are refused unless `trusted=True`."""
     registry = get_client().registry
-    mv = registry.resolve(uri)
+    return load_version(registry, registry.resolve(uri), trusted=trusted, dest=dest)
+
+
+def load_version(registry: Any, mv: ModelVersion, *, trusted: bool = False,
+                 dest: str | os.PathLike[str] | None = None) -> Any:
+    """`load_model` for a version already resolved, through a given registry (local or remote): its files go
+    to the shared model cache unless `dest` is given."""
     folder = registry.download_version(mv.name, mv.version, dest or _cache_dir(mv))
     return get_flavor(mv.flavor).load(folder, mv.flavor_meta, trusted=trusted)
