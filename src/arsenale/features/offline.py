@@ -40,6 +40,7 @@ import pandas as pd
 import pyarrow as pa
 
 from arsenale.errors import InvalidInput
+from arsenale.features import latest
 from arsenale.features.definitions import Feature, FeatureView, OnDemandFeature
 
 __all__ = ["ViewRequest", "as_of", "retrieve"]
@@ -143,9 +144,18 @@ def as_of(view: FeatureView, source: pa.Table | str | list[str], end: datetime, 
     event in (since - longest window, end]; any entity with an event at or before `end` without `since`),
     its keys, `__ts` (its latest event time up to `end`, UTC) and every feature of the view as of `end` —
     the values `retrieve` gives an entity row at `end`, in one grouped pass over the events instead of a
-    join. `entities` (a table of join keys) limits it to those entities."""
+    join. `entities` (a table of join keys) limits it to those entities. A view of plain columns over a
+    source that fits in memory is answered without the database (`arsenale.features.latest`)."""
     request = ViewRequest(view, source, tuple(view.feature_names))
     end_us = _micros(end.timestamp())
+    if entities is None and memory_limit is None and threads is None and latest.in_memory_allowed():
+        paths = isinstance(source, (str, os.PathLike, list, tuple))
+        files = _parquet_files(source, f"{view.name}.source") if paths else None
+        found = latest.latest_values(
+            view, source, files, end_us=end_us, since_us=None if since is None else _micros(since.timestamp()),
+            fresh_us=None if view.ttl_seconds is None else end_us - _micros(view.ttl_seconds))
+        if found is not None:
+            return found
     with _connection(memory_limit, threads) as con:
         relation = "__source0"
         _register_source(con, relation, request)
