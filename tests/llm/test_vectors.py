@@ -182,8 +182,16 @@ def test_altered_stored_array_is_refused(store: Client, tmp_path: Path) -> None:
         del blobs.get_bytes
 
 
-def test_http_client_is_refused_clearly() -> None:
-    client = Client.__new__(Client)
-    client.uri = "http://127.0.0.1:1"
-    with pytest.raises(InvalidInput, match="local store"):
-        VectorIndex("kb", client=client).search("x")
+def test_an_http_client_gets_the_remote_index() -> None:
+    """`ars.VectorIndex` against a server is the HTTP implementation (tested in tests/client/test_indexes.py);
+    an unreachable server is a clear BackendUnavailable, and pgvector settings are the server's to choose."""
+    from arsenale.client.indexes import RemoteVectorIndex
+    from arsenale.errors import BackendUnavailable
+
+    client = Client("http://127.0.0.1:1")
+    index = VectorIndex("kb", client=client)
+    assert isinstance(index, RemoteVectorIndex)
+    with pytest.raises(BackendUnavailable):
+        index.search("x")
+    with pytest.raises(InvalidInput, match="server chooses"):
+        VectorIndex("kb", client=client, backend="pgvector", dsn="postgresql://x")

@@ -347,3 +347,12 @@ def test_contract_stays_small() -> None:
     for df in (numeric, categorical):
         size = len(build_contract(df, y=rng.integers(0, 2, 5_000)).to_json())
         assert size < 150_000, size
+
+
+def test_a_column_of_lists_has_no_category_set() -> None:
+    """Unhashable values (lists, as in an evaluation set's relevant ids) used to raise a TypeError deep in
+    pandas; such a column simply has no categories."""
+    schema = infer_schema(pd.DataFrame({"q": ["a", "b"], "ids": [["x"], ["y", "z"]]}))
+    ids = next(c for c in schema.columns if c.name == "ids")
+    assert ids.categories is None
+    assert next(c for c in schema.columns if c.name == "q").categories == ["a", "b"]

@@ -1,6 +1,7 @@
-"""`arsenale monitor`: watch a deployment's live traffic against its model's contract.
+"""`arsenale monitor`: watch a deployment's live traffic against its model's contract, or LLM traces.
 
     arsenale monitor create fraud-api --reference model-contract --window 1h --schedule "*/10 * * * *"
+    arsenale monitor create-llm support-bot --trace-name answer --prompt support --window 1h
     arsenale monitor run fraud-api                 # one evaluation now
     arsenale monitor history fraud-api
     arsenale monitor report fraud-api --out drift.html
@@ -17,7 +18,8 @@ import typer
 from arsenale.cli import render
 from arsenale.platform import Client
 
-app = typer.Typer(help="Monitors: drift, data quality and accuracy of a deployment's live traffic.",
+app = typer.Typer(help="Monitors: drift, data quality and accuracy of a deployment's live traffic; latency, "
+                       "cost, errors and scores of LLM traces.",
                   no_args_is_help=True)
 
 Name = Annotated[str, typer.Argument(help="The monitor's name (usually the deployment's).")]
@@ -47,6 +49,39 @@ def create(name: Name,
                              "green")
 
 
+@app.command("create-llm")
+def create_llm(name: Name,
+               trace_name: Annotated[str | None, typer.Option("--trace-name", help="Only traces of this name.")]
+               = None,
+               prompt: Annotated[str | None, typer.Option("--prompt", help="Only traces of this prompt: NAME (any "
+                                                          "version) or NAME/VERSION.")] = None,
+               tag: Annotated[list[str] | None, typer.Option("--tag", help="KEY=VALUE the trace's root span must "
+                                                             "hold; repeat for more.")] = None,
+               feedback: Annotated[str, typer.Option("--feedback", help="The score name of human feedback.")]
+               = "thumbs",
+               window: Annotated[str, typer.Option("--window", help="Each evaluation's window: 10m, 1h, 1d…")]
+               = "1h",
+               schedule: Annotated[str | None, typer.Option(
+                   "--schedule", help="Cron expression (UTC) for runs by `arsenale scheduler`.")] = None,
+               as_json: render.JsonFlag = False) -> None:
+    """Watch LLM traces: each evaluation measures a window's count, errors, latency, cost, tokens and scores."""
+    from arsenale.errors import InvalidInput
+
+    tags: dict[str, str] = {}
+    for entry in tag or []:
+        key, sep, value = entry.partition("=")
+        if not sep or not key:
+            raise InvalidInput(f"--tag takes KEY=VALUE, got {entry!r:.80}", field="tags")
+        tags[key] = value
+    mon = Client().monitors.create_llm(name, trace_name=trace_name, prompt=prompt, tags=tags, feedback=feedback,
+                                       window=window, schedule=schedule)
+    if as_json:
+        render.print_json(mon)
+    else:
+        render.print_message(f"LLM monitor {mon.name}: window {mon.window_s} s"
+                             + (f", schedule {mon.schedule}" if mon.schedule else ""), "green")
+
+
 @app.command("list")
 def list_monitors(as_json: render.JsonFlag = False) -> None:
     """Every monitor."""
@@ -59,7 +94,7 @@ def list_monitors(as_json: render.JsonFlag = False) -> None:
         return
     t = render.table("name", "deployment", "window s", "schedule", "next run", "reference", "created")
     for m in monitors:
-        t.add_row(render.cell(m.name, "bold"), render.cell(m.deployment), render.cell(m.window_s),
+        t.add_row(render.cell(m.name, "bold"), render.cell(m.deployment or f"({m.kind})"), render.cell(m.window_s),
                   render.cell(m.schedule or ""),
                   render.cell(render.iso(m.next_run_time) if m.schedule else ""),
                   render.cell(m.reference), render.cell(render.iso(m.creation_time)))
@@ -70,6 +105,16 @@ NOTIFY_WAIT_SECONDS = 30.0
 
 _HEADLINE = ("rows", "drift_share", "dataset_drift", "drifted_columns", "quality.errors", "quality.warnings",
              "labelled", "accuracy")
+_LLM_HEADLINE = ("traces", "error_rate", "latency_p50", "latency_p95", "latency_p99", "cost_total", "cost_mean",
+                 "tokens_in", "tokens_out", "negative_feedback_share")
+_LLM_HISTORY = ("traces", "error_rate", "latency_p95", "cost_total")
+
+
+def _headline(values: dict[str, float | None]) -> tuple[str, ...]:
+    """The values a table shows: an LLM window's (with its score means), or a model window's."""
+    if "traces" in values:
+        return _LLM_HEADLINE + tuple(sorted(k for k in values if k.startswith("score.")))
+    return _HEADLINE
 
 
 @app.command("run")
@@ -83,9 +128,10 @@ def run(name: Name, as_json: render.JsonFlag = False) -> None:
     if as_json:
         render.print_json(result)
         return
-    rows = [(k, render.number(result.values.get(k))) for k in _HEADLINE]
+    rows = [(k, render.number(result.values.get(k))) for k in _headline(result.values)]
+    answering = f" ({result.model}/{result.version})" if result.model else ""
     render.show(render.key_value_table(rows, title=f"{name}: {render.iso(result.window_start)} → "
-                                                   f"{render.iso(result.window_end)} ({result.model}/{result.version})"))
+                                                   f"{render.iso(result.window_end)}{answering}"))
     drifted = [c for c, r in (result.report or {}).get("drift", {}).get("columns", {}).items() if r.get("drifted")]
     if drifted:
         render.print_message(f"drifted: {', '.join(drifted[:12])}{' …' if len(drifted) > 12 else ''}", "red")
@@ -104,10 +150,15 @@ def history(name: Name, limit: Annotated[int, typer.Option("--limit", min=1, max
     if as_json:
         render.print_json(runs)
         return
-    t = render.table("window end", "version", *_HEADLINE)
+    headline = _headline(runs[0].values) if runs else _HEADLINE
+    llm = headline is not _HEADLINE
+    if llm:  # one line per window must fit a terminal: the figures an operator scans (all of them: --json)
+        headline = tuple(k for k in headline if k in _LLM_HISTORY or k.startswith("score."))
+    t = render.table("window end", *(() if llm else ("version",)), *headline)
     for r in runs:
-        t.add_row(render.cell(render.iso(r.window_end)), render.cell(f"{r.model}/{r.version}"),
-                  *(render.cell(render.number(r.values.get(k))) for k in _HEADLINE))
+        version = () if llm else (render.cell(f"{r.model}/{r.version}" if r.model else ""),)
+        t.add_row(render.cell(render.iso(r.window_end)), *version,
+                  *(render.cell(render.number(r.values.get(k))) for k in headline))
     render.show(t)
 
 
@@ -124,6 +175,9 @@ def report(name: Name, out: Annotated[Path, typer.Option("--out", help="Where to
     if not runs or runs[0].report is None:
         raise NotFound(f"monitor {name!r} has not run yet: arsenale monitor run {name}", field="name")
     latest = runs[0]
+    if "drift" not in latest.report:
+        raise NotFound(f"monitor {name!r} keeps no drift report (an LLM monitor): arsenale monitor history {name}",
+                       field="name")
     drift = DriftReport.model_validate(latest.report["drift"])
     quality = QualityReport.model_validate(latest.report["quality"]) if latest.report.get("quality") else None
     html = render_report(drift, quality=quality, title=f"{name} · {latest.model}/{latest.version}",

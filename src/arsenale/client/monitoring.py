@@ -1,7 +1,7 @@
 """`MonitorClient`: monitors managed on a remote `arsenale server`, the same methods as `MonitorService`.
 
-Evaluations read the inference log, which lives next to the store, so `run` asks the server to evaluate
-and answers what it stored. `report_html` fetches the rendered report, since the reports a client reads
+Evaluations read the inference log (or, for an LLM monitor made with `create_llm`, the traces), which live
+next to the store, so `run` asks the server to evaluate and answers what it stored. `report_html` fetches the rendered report, since the reports a client reads
 with `runs(..., with_report=True)` carry no distributions to draw a different one from.
 
 `MonitorClient.alerts` is an `AlertClient`: the rule and alert methods of `AlertService`. Rules are
@@ -12,7 +12,7 @@ trigger pipelines leave from the server; the client reads back what they did on 
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -67,6 +67,18 @@ class MonitorClient:
         body = {"name": name, "deployment": deployment, "reference": reference, "window": window,
                 "schedule": schedule, "drift_share": drift_share}
         return Monitor.model_validate_json(self.transport.request("POST", _PATH, json=body).content)
+
+    def create_llm(self, name: str, *, trace_name: str | None = None, prompt: str | None = None,
+                   tags: Mapping[str, Any] | None = None, feedback: str = "thumbs", window: Any = "1h",
+                   schedule: str | None = None) -> Monitor:
+        """A monitor over the server's stored LLM traces (see `MonitorService.create_llm`)."""
+        from arsenale.monitoring.llm import check_filter
+
+        check_monitor_name(name)
+        traces = check_filter(trace_name, prompt, tags, feedback)  # refused here as the server would
+        body = {"name": name, "trace_name": traces.trace_name, "prompt": traces.prompt, "tags": traces.tags,
+                "feedback": traces.feedback, "window": window, "schedule": schedule}
+        return Monitor.model_validate_json(self.transport.request("POST", f"{_PATH}/llm", json=body).content)
 
     def get(self, name: str) -> Monitor:
         return Monitor.model_validate_json(self.transport.request("GET", _one(name)).content)

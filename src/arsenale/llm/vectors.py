@@ -15,9 +15,12 @@ Search is exact (numpy; cosine is the dot product of normalised vectors) below `
 an HNSW graph (faiss's `IndexHNSWFlat`, built on one thread, so deterministically) cached on local disk
 per version digest. Scores: higher is better — cosine similarity, the dot product, or minus the L2 distance.
 
+For scale, `backend="pgvector"` (with `dsn="postgresql://…"`) searches each version in a pgvector table with an
+HNSW index instead (see `arsenale.llm.pgvector`); versions, their artifacts and their digests stay the same.
+
 The default embedder is `hashing_embedder(dim)` (bag of hashed words; no model, no download) — a baseline, not a
-semantic embedder. Vector indexes need a local store (a database URI) in this release; against an
-`http(s)://` server every operation raises `InvalidInput`.
+semantic embedder. Against an `http(s)://` server, `VectorIndex(...)` is a `RemoteVectorIndex`
+(`arsenale.client.indexes`): the same methods and the same retrieval span, answered by the server's store.
 """
 
 from __future__ import annotations
@@ -41,10 +44,11 @@ from arsenale.store import tables as t
 from arsenale.store.db import read, write
 from arsenale.tracking.models import check_name, now_ms
 
-__all__ = ["APPROX_ROWS", "METRICS", "Hit", "IndexVersion", "VectorIndex", "hashing_embedder"]
+__all__ = ["APPROX_ROWS", "BACKENDS", "METRICS", "Hit", "IndexVersion", "VectorIndex", "hashing_embedder"]
 
 APPROX_ROWS = 20_000  # from this many rows on, search uses the HNSW index (when faiss is installed)
 METRICS = ("cosine", "dot", "l2")
+BACKENDS = ("embedded", "pgvector")
 MAX_K = 1000
 MAX_ID = 256
 _HNSW_M, _HNSW_EF_CONSTRUCTION, _HNSW_EF = 32, 100, 256  # recall@10 ≈ 0.99 on hard data
@@ -92,6 +96,14 @@ class _Rows:
     texts: list[str]
     metadata: list[dict[str, Any]]
     vectors: np.ndarray  # float32, (n, dim)
+    _unit: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def unit(self) -> np.ndarray:
+        """The rows normalised, once per loaded version: cosine search would otherwise renormalise every row
+        for every query (at 100,000 × 384 that is most of a query's time)."""
+        if self._unit is None:
+            self._unit = _normalised(self.vectors)
+        return self._unit
 
 
 _loaded: dict[str, _Rows] = {}  # by version digest (a version never changes); a few recent ones
@@ -157,11 +169,43 @@ class VectorIndex:
     `embedder`: a callable list[str] -> array (n, dim) (default: `hashing_embedder(dim or 256)`). `dim` and
     `metric` ('cosine', 'dot' or 'l2') are fixed when the first version is written; reopening an index with a
     different one is refused. `client` defaults to `ars.get_client()` (it must be local).
+    `backend`: where searches run — "embedded" (numpy, then faiss HNSW; the default) or "pgvector" (an HNSW index
+    in the PostgreSQL database at `dsn`, which must have the `vector` extension). The backend is a property of
+    this handle, not of the index: the same versions can be searched either way.
     """
 
+    def __new__(cls, *args: Any, client: Any = None, **kwargs: Any) -> Any:
+        """An index on an arsenale server is a `RemoteVectorIndex`, so one line of user code works on both."""
+        if cls is VectorIndex:
+            target = client
+            if target is None:
+                from arsenale.tracking.fluent import get_client
+
+                target = get_client()
+            if str(target.uri).startswith(("http://", "https://")):
+                from arsenale.client.indexes import RemoteVectorIndex
+
+                if "metric" not in kwargs:
+                    kwargs["metric"] = None  # the stored one
+                return RemoteVectorIndex(*args, client=target, **kwargs)
+        return super().__new__(cls)
+
     def __init__(self, name: str, *, embedder: Embedder | None = None, dim: int | None = None,
-                 metric: str = "cosine", client: Any = None) -> None:
+                 metric: str = "cosine", client: Any = None, backend: str = "embedded",
+                 dsn: str | None = None) -> None:
         self.name = check_name(name, "name")
+        if backend not in BACKENDS:
+            raise InvalidInput(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}", field="backend")
+        if backend == "pgvector":
+            from arsenale.llm import pgvector
+
+            if dsn is None:
+                raise InvalidInput("the pgvector backend needs dsn='postgresql://…'", field="dsn")
+            dsn = pgvector.check_dsn(dsn)
+        elif dsn is not None:
+            raise InvalidInput("dsn is only for backend='pgvector'", field="dsn")
+        self.backend = backend
+        self.dsn = dsn
         if metric not in METRICS:
             raise InvalidInput(f"metric must be one of {', '.join(METRICS)}, got {metric!r}", field="metric")
         if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= 65_536):
@@ -174,7 +218,8 @@ class VectorIndex:
         self._client = client
 
     def __repr__(self) -> str:
-        return f"VectorIndex({self.name!r}, dim={self.dim!r}, metric={self.metric!r})"
+        backend = "" if self.backend == "embedded" else f", backend={self.backend!r}"  # never the DSN: a password
+        return f"VectorIndex({self.name!r}, dim={self.dim!r}, metric={self.metric!r}{backend})"
 
     # ---- plumbing ----------------------------------------------------------------------------------------
 
@@ -260,6 +305,11 @@ class VectorIndex:
                 allow_pickle=False)
         files = {"rows.parquet": blobs.put_bytes(buf.getvalue())[0], "vectors.npy": blobs.put_bytes(npy.getvalue())[0]}
         digest, now = _digest(rows), now_ms()
+        if self.dsn is not None:  # built before the version is recorded: a recorded version is searchable
+            from arsenale.llm import pgvector
+
+            files["pgvector.table"] = pgvector.ensure_table(self.dsn, rows.vectors.reshape(len(rows.ids), dim),
+                                                            digest, self.metric)
         parent_version = None if parent is None else parent.version
         with write(engine) as conn:
             index = self._index_row(conn)
@@ -386,7 +436,9 @@ class VectorIndex:
         k = min(k, n)
         if k == 0:
             return []
-        if n >= APPROX_ROWS and (graph := _graph(rows, row.digest, self.metric)) is not None:
+        if self.dsn is not None:
+            idx, scores = self._pgvector_search(row, rows, q, k)
+        elif n >= APPROX_ROWS and (graph := _graph(rows, row.digest, self.metric)) is not None:
             qq = _normalised(q) if self.metric == "cosine" else q
             graph.hnsw.efSearch = max(_HNSW_EF, 4 * k)
             found, labels = graph.search(np.ascontiguousarray(qq.reshape(1, -1), dtype=np.float32), k)
@@ -396,9 +448,31 @@ class VectorIndex:
             # faiss answers squared distances for L2 and inner products (cosine of normalised vectors) otherwise
             scores = -np.sqrt(np.maximum(d, 0)) if self.metric == "l2" else d
         else:
-            idx, scores = _exact(rows.vectors, q, k, self.metric)
+            if self.metric == "cosine":  # the dot product of normalised vectors, as `_exact` computes it
+                idx, scores = _exact(rows.unit(), _normalised(q), k, "dot")
+            else:
+                idx, scores = _exact(rows.vectors, q, k, self.metric)
         return [Hit(id=rows.ids[i], text=rows.texts[i], score=float(s), metadata=dict(rows.metadata[i]),
                     version=row.version) for i, s in zip(idx.tolist(), scores.tolist(), strict=True)]
+
+    def _pgvector_search(self, row: Any, rows: _Rows, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        from arsenale.llm import pgvector
+
+        assert self.dsn is not None
+        table = pgvector.table_name(row.digest, self.metric)
+        recorded = json.loads(row.files).get("pgvector.table")
+        if recorded is not None and recorded != table:
+            raise IntegrityError(f"vector index {self.name!r} version {row.version} names pgvector table "
+                                 f"{str(recorded)[:80]!r}, which is not its content's")
+        exact = len(rows.ids) < APPROX_ROWS
+        try:
+            idx, scores = pgvector.search(self.dsn, table, q, k, self.metric, exact)
+        except pgvector.MissingTable:  # written by the embedded backend, or against another database
+            pgvector.ensure_table(self.dsn, rows.vectors, row.digest, self.metric)
+            idx, scores = pgvector.search(self.dsn, table, q, k, self.metric, exact)
+        if len(idx) and (idx.min() < 0 or idx.max() >= len(rows.ids)):
+            raise IntegrityError(f"the pgvector table of {self.name!r} version {row.version} does not match it")
+        return idx, scores
 
 
 def _exact(vectors: np.ndarray, q: np.ndarray, k: int, metric: str) -> tuple[np.ndarray, np.ndarray]:

@@ -18,6 +18,9 @@ runs that pipeline. Each delivery is recorded on the alert row as "pending" in t
 creates the alert, and its outcome (delivered, or failed after its retries) replaces that entry when known, so
 no notification is lost silently. A pipeline that fails to load or run is recorded on the alert row
 (`pipeline_error`) and never fails the monitor run.
+
+A rule on an LLM monitor must name one of its values (`latency_p95`, `cost_total`, `score.<name>`, … — see
+`arsenale.monitoring.llm`): a typo is refused when the rule is added, not left silent forever.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from arsenale.monitoring.alerts import (
     Notifier,
     parse_rule,
 )
-from arsenale.monitoring.models import Alert, AlertRuleInfo, MonitorRun, check_monitor_name
+from arsenale.monitoring.models import LLM_REFERENCE, Alert, AlertRuleInfo, MonitorRun, check_monitor_name
 from arsenale.store import alerts as sql
 from arsenale.store import monitors as monitors_sql
 from arsenale.store.audit import AuditRecord
@@ -51,7 +54,7 @@ from arsenale.tracking.models import now_ms
 if TYPE_CHECKING:
     from arsenale.pipelines.service import PipelineService
 
-__all__ = ["AlertService", "PIPELINE_EXECUTOR"]
+__all__ = ["PIPELINE_EXECUTOR", "AlertService"]
 
 log = logging.getLogger("arsenale.monitoring.alerting")
 
@@ -134,8 +137,13 @@ class AlertService:
             ref = f"{module}:{qualname}"
         now = now_ms()
         with write(self.engine) as conn:
-            if monitors_sql.get_monitor(conn, monitor) is None:
+            watched = monitors_sql.get_monitor(conn, monitor)
+            if watched is None:
                 raise NotFound(f"no monitor named {monitor!r}", field="monitor")
+            if watched.reference == LLM_REFERENCE:  # a fixed set of values: refuse a metric it never has
+                from arsenale.monitoring.llm import check_llm_metric
+
+                check_llm_metric(condition.metric)
             if sql.find_rule(conn, monitor, rule.name) is not None:
                 raise Conflict(f"monitor {monitor!r} already has a rule named {rule.name!r}", field="name")
             rule_id = sql.insert_rule(conn, name=rule.name, monitor=monitor, expression=str(condition),
@@ -350,5 +358,5 @@ class AlertService:
         try:
             with write(self.engine) as conn:
                 sql.update_alert(conn, alert_id, pipeline_run_id=run_id, pipeline_error=error)
-        except Exception:  # noqa: BLE001 - the pipeline ran (its run is stored); only the link is missing
+        except Exception:  # the pipeline ran (its run is stored); only the link is missing
             log.exception("alerts: recording pipeline run %s on alert %s failed", run_id, alert_id)

@@ -41,7 +41,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from arsenale.background import STOP, QueueWorker
+from arsenale.background import QueueWorker
 from arsenale.errors import InvalidInput
 from arsenale.registry.webhooks import sign
 from arsenale.tracking.models import check_name, now_ms
@@ -590,7 +590,7 @@ class Notifier(QueueWorker):
         if job.on_done is not None:
             try:
                 job.on_done(job.entry, snapshot)
-            except Exception:  # noqa: BLE001 - recording an outcome must not stop the other deliveries
+            except Exception:  # recording an outcome must not stop the other deliveries
                 log.exception("alerts: recording the outcome of %s delivery %s of rule %r failed", d.channel,
                               d.id, d.rule)
         with self._idle:

@@ -32,10 +32,27 @@ class Schema(BaseModel):
     model_config = ConfigDict(ser_json_inf_nan="strings")
 
 
+LLM_REFERENCE = "llm-traces"  # the `reference` of an LLM monitor: it watches stored traces, not a deployment
+
+
+class TraceFilter(Schema):
+    """Which traces an LLM monitor watches; every field given must match (none given: every trace)."""
+
+    trace_name: str | None = Field(default=None, description="the trace's name (its root span's)")
+    prompt: str | None = Field(default=None, description="a prompt name (any version) or name/version")
+    tags: dict[str, str | int | float | bool] = Field(default_factory=dict,
+                                                      description="attributes the trace's root span must hold")
+    feedback: str = Field(default="thumbs", description="the score name of human feedback; a trace whose "
+                          "latest such score is <= 0 counts as negative")
+
+
 class Monitor(Schema):
     name: str
-    deployment: str
-    reference: str = Field(description="model-contract: the training profile stored with the answering version")
+    deployment: str = Field(description="the deployment watched; empty for an LLM monitor")
+    reference: str = Field(description="model-contract: the training profile stored with the answering version; "
+                           "llm-traces: an LLM monitor over stored traces")
+    kind: Literal["model", "llm"] = "model"
+    traces: TraceFilter | None = Field(default=None, description="an LLM monitor's trace filter")
     window_s: int
     schedule: str | None = None
     drift_share: float = 0.5

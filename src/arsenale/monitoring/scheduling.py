@@ -7,7 +7,8 @@ As for pipeline schedules, a scheduler claims a due monitor with ONE conditional
 schedulers that see the same due tick exactly one updates the row and runs it; the lease is released when
 the run ends. A scheduler that dies mid-run leaves the lease to expire: that tick is not evaluated again (at
 most once), the next one is. Missed ticks are not back-filled: after downtime a monitor runs once, on the
-window that ends now.
+window that ends now. LLM monitors (`MonitorService.create_llm`) are scheduled the same way: the service's
+`run` computes either kind of window.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def run_due_monitors(service: MonitorService, now: int | None = None, owner: str
             try:
                 with write(service.engine) as conn:
                     sql.release_monitor(conn, row.name, owner)
-            except Exception:  # noqa: BLE001 - the lease expires on its own
+            except Exception:  # the lease expires on its own
                 log.exception("scheduler: releasing the lease on monitor %r failed", row.name)
     return results
 

@@ -5,14 +5,19 @@ the model contract (the training data is never reloaded), checks data quality, m
 whose labels have arrived, and stores every value under the names alert rules refer to (`drift_share`,
 `dataset_drift`, `quality.errors`, `accuracy`, `drift.<column>.statistic`, …) with the full reports. Then
 the monitor's alert rules (`self.alerts`, an `AlertService`) are evaluated on the stored window.
+
+An LLM monitor (`create_llm`) is the same kind of row with `reference="llm-traces"`: its windows are computed
+from stored traces by `arsenale.monitoring.llm` and stored, alerted on and scheduled exactly like these.
 """
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import math
-from collections.abc import Callable
+import numbers
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
@@ -20,7 +25,14 @@ from sqlalchemy import Engine
 from arsenale.errors import ArsenaleError, Conflict, InvalidInput, NotFound
 from arsenale.monitoring.alerting import AlertService
 from arsenale.monitoring.alerts import Notifier
-from arsenale.monitoring.models import Monitor, MonitorRun, check_monitor_name, window_seconds
+from arsenale.monitoring.models import (
+    LLM_REFERENCE,
+    Monitor,
+    MonitorRun,
+    TraceFilter,
+    check_monitor_name,
+    window_seconds,
+)
 from arsenale.registry.service import RegistryAPI
 from arsenale.serving.service import DeploymentAPI
 from arsenale.store import monitors as sql
@@ -39,9 +51,26 @@ log = logging.getLogger("arsenale.monitoring")
 
 def _monitor(row: Any) -> Monitor:
     settings = json.loads(row.settings)
+    llm = row.reference == LLM_REFERENCE
     return Monitor(name=row.name, deployment=row.deployment, reference=row.reference, window_s=row.window_s,
                    schedule=row.schedule, drift_share=settings.get("drift_share", 0.5),
+                   kind="llm" if llm else "model",
+                   traces=TraceFilter.model_validate(settings.get("traces") or {}) if llm else None,
                    creation_time=row.creation_time, next_run_time=row.next_run_time)
+
+
+def _next_run(schedule: Any, now: int) -> int | None:
+    """The first cron tick after `now` of a scheduled monitor (None when it runs on demand only)."""
+    if schedule is None:
+        return None
+    from croniter import croniter
+
+    from arsenale.pipelines.schedules import next_tick
+
+    if not isinstance(schedule, str) or not croniter.is_valid(schedule):
+        raise InvalidInput(f"schedule must be a cron expression like '*/10 * * * *'; got {schedule!r}",
+                           field="schedule")
+    return next_tick(schedule, now)
 
 
 def _run(row: Any) -> MonitorRun:
@@ -85,16 +114,7 @@ class MonitorService:
                                field="reference")
         seconds = window_seconds(window)
         now = now_ms()
-        next_run_time = None
-        if schedule is not None:
-            from croniter import croniter
-
-            from arsenale.pipelines.schedules import next_tick
-
-            if not isinstance(schedule, str) or not croniter.is_valid(schedule):
-                raise InvalidInput(f"schedule must be a cron expression like '*/10 * * * *'; got {schedule!r}",
-                                   field="schedule")
-            next_run_time = next_tick(schedule, now)
+        next_run_time = _next_run(schedule, now)
         if isinstance(drift_share, bool) or not isinstance(drift_share, (int, float)) or not 0 <= drift_share <= 1:
             raise InvalidInput(f"drift_share must be between 0 and 1; got {drift_share!r}", field="drift_share")
         self.deployments.get(deployment)  # NotFound for an unknown deployment
@@ -107,6 +127,30 @@ class MonitorService:
             audit_append(conn, AuditRecord(self.actor, "monitor.create", "monitor", name,
                                            {"deployment": deployment, "window_s": seconds, "schedule": schedule}),
                          now)
+        return self.get(name)
+
+    def create_llm(self, name: str, *, trace_name: str | None = None, prompt: str | None = None,
+                   tags: Mapping[str, Any] | None = None, feedback: str = "thumbs", window: Any = "1h",
+                   schedule: str | None = None) -> Monitor:
+        """A monitor over stored LLM traces (those of one trace name, prompt and/or tags): each window's
+        count, error rate, latency percentiles, cost, tokens, score means and negative feedback, under the
+        names alert rules use (see `arsenale.monitoring.llm`)."""
+        from arsenale.monitoring.llm import check_filter
+
+        check_monitor_name(name)
+        traces = check_filter(trace_name, prompt, tags, feedback)
+        seconds = window_seconds(window)
+        now = now_ms()
+        next_run_time = _next_run(schedule, now)
+        with write(self.engine) as conn:
+            if sql.get_monitor(conn, name) is not None:
+                raise Conflict(f"monitor {name!r} already exists", field="name")
+            sql.insert_monitor(conn, name=name, deployment="", reference=LLM_REFERENCE, window_s=seconds,
+                               schedule=schedule, settings=json.dumps({"traces": traces.model_dump()}),
+                               creation_time=now, next_run_time=next_run_time)
+            audit_append(conn, AuditRecord(self.actor, "monitor.create", "monitor", name,
+                                           {"kind": "llm", "traces": traces.model_dump(), "window_s": seconds,
+                                            "schedule": schedule}), now)
         return self.get(name)
 
     def get(self, name: str) -> Monitor:
@@ -130,7 +174,7 @@ class MonitorService:
                 raise NotFound(f"no monitor named {name!r}", field="name")
             audit_append(conn, AuditRecord(self.actor, "monitor.delete", "monitor", name, {}), now)
 
-    def runs(self, name: str, limit: int = 100, with_report: bool = False) -> list[MonitorRun]:
+    def runs(self, name: str, limit: int = 100, with_report: bool = False) -> builtins.list[MonitorRun]:
         """Past evaluations, newest first. An unknown monitor is NotFound, not an empty history, so a typo
         in the name is told apart from a monitor that has not run yet."""
         check_monitor_name(name)
@@ -164,8 +208,13 @@ class MonitorService:
         from arsenale.serving.inference_log import read_log
 
         monitor = self.get(name)
-        end = now_ms() if now is None else int(now)
+        end = now_ms() if now is None else _check_now(now)
         start = end - monitor.window_s * 1000
+        if monitor.traces is not None:  # an LLM monitor: the window's traces
+            from arsenale.monitoring.llm import window_values
+
+            count, llm_values, llm_report = window_values(self.engine, monitor.traces, start, end)
+            return self._store(name, start, end, count, None, None, llm_values, llm_report)
         routes = self.deployments.get(monitor.deployment).policy.routes
         primary = max(routes, key=lambda r: r.weight)
         contract = Contract.model_validate(self.registry.get_version(primary.model, primary.version).contract)
@@ -189,17 +238,21 @@ class MonitorService:
         values.update(_accuracy(log))
         values = {k: None if v is None or not math.isfinite(v) else float(v) for k, v in values.items()}
         report = {"drift": drift.to_dict(), "quality": quality.to_dict()}
+        return self._store(name, start, end, len(log), primary.model, primary.version, values, report)
+
+    def _store(self, name: str, start: int, end: int, rows: int, model: str | None, version: int | None,
+               values: dict[str, float | None], report: dict[str, Any]) -> MonitorRun:
+        """Store one evaluated window, then evaluate the monitor's alert rules on it (both kinds alike)."""
         stamp = now_ms()
         with write(self.engine) as conn:
             if sql.get_monitor(conn, name) is None:
                 raise NotFound(f"no monitor named {name!r}", field="name")
-            run_id = sql.insert_run(conn, monitor=name, window_start=start, window_end=end, rows=len(log),
-                                    model=primary.model, version=primary.version,
+            run_id = sql.insert_run(conn, monitor=name, window_start=start, window_end=end, rows=rows,
+                                    model=model, version=version,
                                     values=json.dumps(values, allow_nan=False),
                                     report=json.dumps(report, default=str), timestamp=stamp)
-        result = MonitorRun(id=run_id, monitor=name, window_start=start, window_end=end, rows=len(log),
-                            model=primary.model, version=primary.version, values=values, timestamp=stamp,
-                            report=report)
+        result = MonitorRun(id=run_id, monitor=name, window_start=start, window_end=end, rows=rows,
+                            model=model, version=version, values=values, timestamp=stamp, report=report)
         try:
             result.alerts = self.alerts.evaluate(result)
         except Exception as exc:  # noqa: BLE001 - the window is stored; the rules' state did not move
@@ -208,6 +261,13 @@ class MonitorService:
             log.error("monitor %r: alert rules were not evaluated on run %s: %s", name, run_id,
                       result.alert_error)
         return result
+
+
+def _check_now(value: Any) -> int:
+    """The end of a window (epoch ms): a non-negative integer, not a bool, a fraction or text."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= int(value) < 2**53:
+        raise InvalidInput(f"now must be epoch milliseconds, got {value!r:.40}", field="now")
+    return int(value)
 
 
 def _check_flag(value: Any, field: str) -> None:

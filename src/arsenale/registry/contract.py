@@ -248,7 +248,10 @@ def _categories(s: pd.Series) -> list[str] | None:
     if isinstance(s.dtype, pd.CategoricalDtype):
         values = [str(c) for c in s.cat.categories]
     else:
-        uniques = pd.unique(s.dropna())
+        try:
+            uniques = pd.unique(s.dropna())
+        except TypeError:  # lists, dicts, arrays: values without a category set
+            return None
         if len(uniques) > MAX_CATEGORIES:
             return None
         values = sorted({str(v) for v in uniques})

@@ -3,7 +3,9 @@
     install(app)   adds the pages below; `dashboard.install` calls it.
 
 Pages: `/monitors` every monitor with its deployment, window, schedule and newest window (when, rows, drift
-share with a dataset-drift badge, accuracy) and, where the platform has alert rules, how many fire;
+share with a dataset-drift badge, accuracy; for an LLM monitor, traces, p95 latency and cost) and, where the
+platform has alert rules, how many fire; an LLM monitor's page charts its traces and errors, latency
+percentiles, cost and score means over its windows, with the recent windows and the alerts;
 `/monitors/{name}` one monitor over its last `runs` windows (50 by default): drift share, each feature's
 drift statistic (the ten highest), data-quality issues and accuracy as time series; the newest window's
 per-feature tests, the reference and current distributions of one feature (`?feature=`; an htmx request
@@ -24,6 +26,7 @@ not exist, or whose name cannot exist, is a 404 page; a monitor without runs is 
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -42,7 +45,7 @@ from arsenale.server.dashboard_deployments import find
 from arsenale.units import format_duration as fmt_window  # a window as monitors are created: '1h', '90m'
 
 __all__ = ["categorical_bins", "distribution", "drift_charts", "feature_rows", "fmt_window", "install",
-           "numeric_bins", "top_features"]
+           "llm_charts", "numeric_bins", "top_features"]
 
 DEFAULT_RUNS = 50  # windows charted
 MAX_RUNS = 1000
@@ -52,6 +55,7 @@ MAX_ALERTS = 100
 TOP_CATEGORIES = 10  # bars of a categorical distribution; the rest are summed into one
 GREY, BLUE, GREEN, RED, ORANGE = 8, 0, 2, 4, 6  # palette indices (ArsenaleCharts.PALETTE)
 STAT_PREFIX, STAT_SUFFIX = "drift.", ".statistic"
+SCORE_PREFIX = "score."  # an LLM monitor's score means
 
 
 def monitors(request: Request) -> Any:
@@ -128,7 +132,7 @@ def drift_charts(runs: Sequence[MonitorRun], threshold: float) -> dict[str, dict
         return out
 
     stats = feature_statistics(runs)
-    charts = {
+    charts: dict[str, dict[str, Any]] = {
         "drift_share": {"x": x, "unit": "%", "kind": "line", "min": 0, "max": 100, "series": [
             line("drift share", BLUE, values("drift_share", 100)),
             line("dataset drift threshold", GREY, [round(threshold * 100, 6)] * len(runs), dash=True)]},
@@ -143,6 +147,34 @@ def drift_charts(runs: Sequence[MonitorRun], threshold: float) -> dict[str, dict
     if any(v is not None for v in accuracy):
         charts["accuracy"] = {"x": x, "unit": "%", "kind": "line", "min": 0, "max": 100,
                               "series": [line("accuracy", GREEN, accuracy)]}
+    return charts
+
+
+def llm_charts(runs: Sequence[MonitorRun]) -> dict[str, dict[str, Any]]:
+    """An LLM monitor's charts, like `drift_charts`: traces and error rate, latency percentiles (ms), cost,
+    and the mean of each score (only when some window had scores)."""
+    lead = [runs[0].window_start / 1000] if len(runs) == 1 else []
+    x = lead + [r.window_end / 1000 for r in runs]
+
+    def line(label: str, colour: int, key: str, scale: float = 1.0) -> dict[str, Any]:
+        values = []
+        for r in runs:
+            v = _finite(r.values.get(key))
+            values.append(None if v is None else round(v * scale, 6))
+        return {"label": label, "colour": colour, "dash": False, "values": [None] * len(lead) + values}
+
+    charts: dict[str, dict[str, Any]] = {
+        "traces": {"x": x, "unit": "", "kind": "line", "series": [line("traces", BLUE, "traces"),
+                                                                   line("errors", RED, "errors")]},
+        "latency": {"x": x, "unit": " ms", "kind": "line", "series": [
+            line("p50", GREEN, "latency_p50"), line("p95", ORANGE, "latency_p95"),
+            line("p99", RED, "latency_p99")]},
+        "cost": {"x": x, "unit": "", "kind": "line", "series": [line("total cost ($)", BLUE, "cost_total")]},
+    }
+    names = sorted({k for r in runs for k in r.values if k.startswith(SCORE_PREFIX)})
+    if names:
+        charts["scores"] = {"x": x, "unit": "", "kind": "line", "series": [
+            line(n[len(SCORE_PREFIX):], i, n) for i, n in enumerate(names)]}
     return charts
 
 
@@ -242,7 +274,7 @@ def numeric_bins(edges: Sequence[float], counts: Sequence[int], current: np.ndar
     below, above = int((current < lo).sum()), int((current > hi).sum())
     inside = np.histogram(current[(current >= lo) & (current <= hi)], bins=np.asarray(edges, dtype=float))[0]
     labels = [f"[{_edge(a)}, {_edge(b)}{']' if i == len(counts) - 1 else ')'}"
-              for i, (a, b) in enumerate(zip(edges[:-1], edges[1:]))]
+              for i, (a, b) in enumerate(itertools.pairwise(edges))]
     ref = [float(c) for c in counts]
     cur = [float(c) for c in inside]
     if below:
@@ -480,6 +512,12 @@ def monitor_page(request: Request, name: str, runs: str = "", feature: str = "")
     limit = int_param(runs, "runs", DEFAULT_RUNS, 1, MAX_RUNS)
     latest = api.runs(monitor.name, 1, with_report=True)
     newest = latest[0] if latest else None
+    if monitor.kind == "llm":  # traces, not a deployment's traffic: its values over time are the page
+        history = list(reversed(api.runs(monitor.name, limit))) if newest is not None else []
+        return render(request, "monitor.html", monitor=monitor, newest=newest, charts=llm_charts(history),
+                      recent=list(reversed(history))[:RECENT_RUNS], charted=len(history), runs_param=runs,
+                      alerts=read_alerts(api, monitor.name), fmt_window=fmt_window, pct=pct, num=num,
+                      scores=sorted(k for k in (newest.values if newest else {}) if k.startswith(SCORE_PREFIX)))
     report = (newest.report or {}) if newest is not None else {}
     drift, quality = report.get("drift") or {}, report.get("quality") or {}
     if is_htmx(request):  # a feature picked on the page: its distribution alone
@@ -515,6 +553,8 @@ def report_page(request: Request, name: str) -> Response:
         raise NotFound(f"monitor {monitor.name!r} has no evaluated window yet", field="name")
     run = latest[0]
     stored: dict[str, Any] = run.report or {}
+    if "drift" not in stored:
+        raise NotFound(f"monitor {monitor.name!r} keeps no drift report (an LLM monitor)", field="name")
     drift = DriftReport.model_validate(stored["drift"])
     quality = QualityReport.model_validate(stored["quality"]) if stored.get("quality") else None
     contract, _ = read_contract(request, run)

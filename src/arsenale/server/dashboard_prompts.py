@@ -18,6 +18,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 
 from arsenale.server.dashboard import DashboardRoute, render
+from arsenale.server.dashboard_indexes import evaluation_runs
 
 __all__ = ["diff_lines", "install"]
 
@@ -68,8 +69,11 @@ def prompt_page(request: Request, name: str, version: str = "", a: str = "", b: 
     diff = api.diff(name, a, b)
     return render(request, "prompt.html", prompt=prompt, versions=versions, selected=selected,
                   params_json=json.dumps(selected.params, indent=2, sort_keys=True, ensure_ascii=False),
-                  diff=diff, lines=diff_lines(diff.template_diff), a=a, b=b, dumps=json.dumps)
+                  diff=diff, lines=diff_lines(diff.template_diff), a=a, b=b, dumps=json.dumps,
+                  evaluations=evaluation_runs(request.app.state.client, prompt.name))
 
 
 def install(app: FastAPI) -> None:
     app.include_router(router)
+    from arsenale.server import dashboard_indexes  # vector indexes and evaluations, the rest of the LLM pages
+    dashboard_indexes.install(app)

@@ -2,6 +2,8 @@
 
     arsenale_monitor_drift_share{monitor="fraud-api",deployment="fraud-api"} 0.23
     arsenale_monitor_feature_drift{monitor="fraud-api",deployment="fraud-api",feature="amount"} 0.41
+    arsenale_llm_monitor_latency_p95_ms{monitor="support-bot",deployment=""} 880
+    arsenale_llm_monitor_score{monitor="support-bot",score="groundedness"} 0.7
 
 A custom collector rather than gauges set after each run: it reads the store at scrape time, so a run
 made by another server replica, the scheduler or the CLI shows up at the next scrape, and a deleted
@@ -50,8 +52,23 @@ _GAUGES = (
      "quality.missing_share"),
     ("arsenale_monitor_accuracy",
      "Accuracy on the newest window's labelled rows (absent until labels arrive).", "accuracy"),
+    # LLM monitors (`monitors.create_llm`): their windows hold these instead of drift figures.
+    ("arsenale_llm_monitor_traces", "Traces in an LLM monitor's newest window.", "traces"),
+    ("arsenale_llm_monitor_error_rate", "Share of the newest window's traces with an error.", "error_rate"),
+    ("arsenale_llm_monitor_latency_p50_ms", "Median trace latency in the newest window (ms).", "latency_p50"),
+    ("arsenale_llm_monitor_latency_p95_ms", "95th percentile trace latency in the newest window (ms).",
+     "latency_p95"),
+    ("arsenale_llm_monitor_latency_p99_ms", "99th percentile trace latency in the newest window (ms).",
+     "latency_p99"),
+    ("arsenale_llm_monitor_cost_total", "Cost of the newest window's traces (price-table currency).",
+     "cost_total"),
+    ("arsenale_llm_monitor_tokens_in", "Input tokens in the newest window.", "tokens_in"),
+    ("arsenale_llm_monitor_tokens_out", "Output tokens in the newest window.", "tokens_out"),
+    ("arsenale_llm_monitor_negative_feedback_share", "Share of the newest window's traces with thumbs down.",
+     "negative_feedback_share"),
 )
 _FEATURE_PREFIX, _FEATURE_SUFFIX = "drift.", ".statistic"
+_SCORE_PREFIX = "score."
 
 
 class MonitorCollector(Collector):
@@ -64,11 +81,13 @@ class MonitorCollector(Collector):
     def describe(self) -> Iterator[GaugeMetricFamily]:
         """The families without samples: registering must not touch the store (the client may not exist
         yet)."""
-        yield from self._families()[0].values()
+        gauges, *others = self._families()
+        yield from gauges.values()
+        yield from others
         yield self._up(None)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        gauges, feature, stamp = self._families()
+        gauges, feature, score, stamp = self._families()
         try:
             with read(self._engine()) as conn:
                 rows = sql.newest_runs(conn)
@@ -94,21 +113,29 @@ class MonitorCollector(Collector):
                         and isinstance(value, (int, float)) and not isinstance(value, bool)):
                     column = key[len(_FEATURE_PREFIX):-len(_FEATURE_SUFFIX)]
                     feature.add_metric([*labels, column], float(value))
+                elif (key.startswith(_SCORE_PREFIX) and isinstance(value, (int, float))
+                        and not isinstance(value, bool)):
+                    score.add_metric([row.name, key[len(_SCORE_PREFIX):]], float(value))
             stamp.add_metric(labels, row.timestamp / 1000)
         yield from gauges.values()
         yield feature
+        yield score
         yield stamp
         yield self._up(1.0)
 
     @staticmethod
-    def _families() -> tuple[dict[str, GaugeMetricFamily], GaugeMetricFamily, GaugeMetricFamily]:
+    def _families() -> tuple[dict[str, GaugeMetricFamily], GaugeMetricFamily, GaugeMetricFamily,
+                             GaugeMetricFamily]:
         gauges = {key: GaugeMetricFamily(name, doc, labels=_LABELS) for name, doc, key in _GAUGES}
         feature = GaugeMetricFamily("arsenale_monitor_feature_drift",
                                     "Drift test statistic of each feature in the newest evaluation.",
                                     labels=[*_LABELS, "feature"])
+        score = GaugeMetricFamily("arsenale_llm_monitor_score",
+                                  "Mean of each score (per trace, then across traces) in an LLM monitor's newest "
+                                  "window.", labels=["monitor", "score"])
         stamp = GaugeMetricFamily("arsenale_monitor_last_run_timestamp_seconds",
                                   "When the newest evaluation was made (Unix time).", labels=_LABELS)
-        return gauges, feature, stamp
+        return gauges, feature, score, stamp
 
     @staticmethod
     def _up(value: float | None) -> GaugeMetricFamily:

@@ -1,5 +1,8 @@
 """Monitors over HTTP: create, list, evaluate a window, read past evaluations and their HTML report.
 
+`POST /monitors/llm` creates an LLM monitor over the stored traces; everything else (run, runs, alert rules)
+is the same for both kinds. An LLM monitor keeps no drift report, so its `/report` is a 404.
+
 A monitor's evaluation reads the inference log next to the store, so it always runs here, in the server
 that owns the store; remote clients ask for it and get the stored result back. The report is the same
 self-contained HTML file `arsenale monitor report` writes, served with a Content-Security-Policy that
@@ -32,6 +35,13 @@ def _monitors(request: Request) -> MonitorService:
 Monitors = Annotated[MonitorService, Depends(_monitors)]
 
 
+def _duration(value: Any) -> Any:
+    # Without this a wrong type is reported once per union member ("window.str", "window.int", …).
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError("must be a duration like '1h' or a number of seconds")  # noqa: TRY004 - pydantic wants it
+    return value
+
+
 class _Body(BaseModel):
     # Strict: a JSON `true` is neither a 1 s window nor a drift share of 1.0, as in the local service.
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -48,10 +58,24 @@ class CreateMonitor(_Body):
     @field_validator("window", mode="before")
     @classmethod
     def _duration_shaped(cls, value: Any) -> Any:
-        # Without this a wrong type is reported once per union member ("window.str", "window.int", …).
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise ValueError("must be a duration like '1h' or a number of seconds")
-        return value
+        return _duration(value)
+
+
+class CreateLlmMonitor(_Body):
+    name: str = Field(max_length=128)
+    trace_name: str | None = Field(None, max_length=256, description="only traces of this name")
+    prompt: str | None = Field(None, max_length=256, description="only traces of this prompt: 'name' (any "
+                               "version) or 'name/version'")
+    tags: dict[str, Any] | None = Field(None, description="attributes the trace's root span must hold "
+                                        "(string, number or boolean values; checked by the service)")
+    feedback: str = Field("thumbs", max_length=256, description="the score name of human feedback")
+    window: str | int | float = Field("1h", description="'10m', '1h', '1d' … or a number of seconds")
+    schedule: str | None = Field(None, max_length=256, description="cron expression for scheduled runs")
+
+    @field_validator("window", mode="before")
+    @classmethod
+    def _duration_shaped(cls, value: Any) -> Any:
+        return _duration(value)
 
 
 class RunMonitor(_Body):
@@ -67,6 +91,14 @@ def list_monitors(monitors: Monitors) -> Response:
 def create(body: CreateMonitor, monitors: Monitors) -> Response:
     return render(monitors.create(body.name, body.deployment, reference=body.reference, window=body.window,
                                   schedule=body.schedule, drift_share=body.drift_share), 201)
+
+
+@router.post("/monitors/llm", status_code=201, response_model=Monitor)
+def create_llm(body: CreateLlmMonitor, monitors: Monitors) -> Response:
+    """An LLM monitor over stored traces; run, alert on and schedule it like any other monitor."""
+    return render(monitors.create_llm(body.name, trace_name=body.trace_name, prompt=body.prompt,
+                                      tags=body.tags, feedback=body.feedback, window=body.window,
+                                      schedule=body.schedule), 201)
 
 
 @router.get("/monitors/{name}", response_model=Monitor)
@@ -123,6 +155,9 @@ def report_html(name: str, run: MonitorRun) -> str:
     from arsenale.monitoring.report import render_report
 
     assert run.report is not None
+    if "drift" not in run.report:  # an LLM monitor's window: its values are the whole story
+        raise NotFound(f"monitor {name!r} keeps no drift report (an LLM monitor): read its runs instead",
+                       field="name")
     drift = DriftReport.model_validate(run.report["drift"])
     quality = QualityReport.model_validate(run.report["quality"]) if run.report.get("quality") else None
     return render_report(drift, quality=quality, title=f"{name} · {run.model}/{run.version}",

@@ -3,7 +3,8 @@
 Bodies are `application/x-protobuf` or `application/json` (OTLP's JSON encoding), optionally gzip-encoded;
 the answer is an `ExportTraceServiceResponse` in the request's encoding, with `partial_success` counting the
 spans that were rejected and why. A body that is not an OTLP request is a 400; a body over the server's JSON
-limit, compressed or once decompressed, a 413.
+limit, compressed or once decompressed, a 413. As OTLP/HTTP asks, the body of a refused protobuf request is a
+`google.rpc.Status` (protobuf), which exporters log; a JSON request gets the server's usual JSON error.
 """
 
 from __future__ import annotations
@@ -34,9 +35,38 @@ def _gunzip(body: bytes, limit: int) -> bytes:
     return out
 
 
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def rpc_status(code: int, message: str) -> bytes:
+    """A `google.rpc.Status` message: field 1 the gRPC code, field 2 the message (no details)."""
+    text = message.encode()
+    return b"\x08" + _varint(code) + b"\x12" + _varint(len(text)) + text
+
+
+_GRPC_CODES = {400: 3, 413: 8, 415: 3}  # INVALID_ARGUMENT, RESOURCE_EXHAUSTED
+
+
 @router.post("/v1/traces", summary="OTLP/HTTP trace export (protobuf or JSON)")
 async def export(request: Request) -> Response:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    try:
+        return await _export(request, content_type)
+    except (InvalidInput, HTTPException) as exc:
+        if content_type != PROTOBUF:
+            raise
+        status = exc.http_status if isinstance(exc, InvalidInput) else exc.status_code
+        message = exc.message if isinstance(exc, InvalidInput) else str(exc.detail)
+        return Response(rpc_status(_GRPC_CODES.get(status, 3), message), status_code=status, media_type=PROTOBUF)
+
+
+async def _export(request: Request, content_type: str) -> Response:
     if content_type not in (PROTOBUF, JSON):
         raise HTTPException(415, f"Content-Type must be {PROTOBUF} or {JSON}, got {content_type or 'none'!r}")
     body = await request.body()
