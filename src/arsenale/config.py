@@ -10,7 +10,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 HOME_DIRNAME = ".arsenale"
@@ -28,6 +28,14 @@ class Settings(BaseSettings):
     online_store: str | None = None
     executor: str = "local"
     actor: str | None = Field(default=None, description="Who is acting, recorded in the audit trail.")
+    token: str | None = Field(default=None, description="API token the client sends to an auth-enabled server.")
+    auth: bool = Field(default=False, description="The server requires a token or a dashboard login.")
+    secret_key: str | None = Field(default=None, description="Signs dashboard sessions; random per process if unset.")
+    rate_limit_per_minute: int = Field(default=6000, ge=1, description="Requests one token may make per minute.")
+    encryption_key: SecretStr | None = Field(default=None, description="Encrypts stored secrets: Fernet keys, "
+                                             "comma-separated, the newest first (older ones still decrypt).")
+    encryption_key_file: Path | None = Field(default=None, description="A file of such keys, one a line, newest "
+                                             "first; else <home>/secret.key, made once with mode 0600.")
     metric_flush_points: int = Field(default=20_000, ge=1)
     metric_flush_seconds: float = Field(default=2.0, gt=0)
     http_timeout: float = Field(default=60.0, gt=0)

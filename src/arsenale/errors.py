@@ -6,8 +6,10 @@
     │   └── UnprocessableInput    422, exit 2   (input breaking a model's contract)
     ├── NotFound                  404, exit 3
     ├── Conflict                  409, exit 4   (already exists, immutable value changed)
-    ├── Forbidden                 403, exit 5   (unsafe load refused, tampered artifact)
+    ├── Unauthenticated           401, exit 5   (missing, malformed, expired or revoked token)
+    ├── Forbidden                 403, exit 5   (unsafe load refused, tampered artifact, role too low)
     │   └── IntegrityError        403, exit 5
+    ├── RateLimited               429, exit 6   (too many requests for this token: retry later)
     ├── BackendUnavailable        503, exit 6   (database or server unreachable)
     ├── WorkerCrashed             503, exit 6   (a model worker died holding the batch: retry)
     └── ModelFailed               500, exit 1   (the model raised on input that passed its contract)
@@ -85,6 +87,20 @@ class IntegrityError(Forbidden):
     code = "INTEGRITY_ERROR"
 
 
+class Unauthenticated(ArsenaleError):
+    """No usable credentials: missing, malformed, unknown, expired or revoked."""
+
+    http_status = 401
+    exit_code = 5
+    code = "UNAUTHENTICATED"
+
+
+class RateLimited(ArsenaleError):
+    http_status = 429
+    exit_code = 6
+    code = "RATE_LIMITED"
+
+
 class BackendUnavailable(ArsenaleError):
     http_status = 503
     exit_code = 6
@@ -109,5 +125,5 @@ class ModelFailed(ArsenaleError):
 _BY_CODE: dict[str, type[ArsenaleError]] = {
     c.code: c
     for c in (ArsenaleError, InvalidInput, InvalidFilter, UnprocessableInput, NotFound, Conflict, Forbidden,
-              IntegrityError, BackendUnavailable, WorkerCrashed, ModelFailed)
+              IntegrityError, Unauthenticated, RateLimited, BackendUnavailable, WorkerCrashed, ModelFailed)
 }

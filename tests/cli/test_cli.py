@@ -296,8 +296,8 @@ def fake_server(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
     calls: list[tuple[str, int]] = []
     module = types.ModuleType("arsenale.server.app")
 
-    def serve(host: str, port: int, client: Any = None) -> None:
-        calls.append((host, port))
+    def serve(host: str, port: int, client: Any = None, *, auth: bool | None = None) -> None:
+        calls.append((host, port) if not auth else (host, port, "auth"))
 
     module.serve = serve  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "arsenale.server.app", module)
@@ -306,11 +306,23 @@ def fake_server(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
 
 def test_server_calls_serve(home: Path, fake_server: list[tuple[str, int]]) -> None:
     cli("server")
-    cli("server", "--host", "0.0.0.0", "--port", "8080")
-    assert fake_server == [("127.0.0.1", 5000), ("0.0.0.0", 8080)]
+    cli("server", "--host", "0.0.0.0", "--port", "8080", "--insecure")
+    cli("server", "--host", "0.0.0.0", "--port", "8081", "--auth")
+    cli("server", "--host", "::1", "--port", "8082")
+    assert fake_server == [("127.0.0.1", 5000), ("0.0.0.0", 8080), ("0.0.0.0", 8081, "auth"), ("::1", 8082)]
     cli("server", "--port", "70000", code=2)
     cli("server", "--port", "http", code=2)
-    assert len(fake_server) == 2
+    assert len(fake_server) == 4
+
+
+def test_server_refuses_a_public_address_without_auth(home: Path, fake_server: list[tuple[str, int]],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    for host in ("0.0.0.0", "10.1.2.3", "example.org"):
+        assert "refusing to listen on" in cli("server", "--host", host, code=2).stderr
+        assert "refusing to listen on" in cli("ui", "--host", host, code=2).stderr
+    monkeypatch.setenv("ARSENALE_AUTH", "true")
+    cli("server", "--host", "0.0.0.0")
+    assert fake_server == [("0.0.0.0", 5000, "auth")]
 
 
 def test_server_unavailable_is_a_clean_error(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -341,7 +353,7 @@ def test_ui_with_display_opens_browser_once_listening(home: Path, fake_server: l
         return True
 
     monkeypatch.setattr(webbrowser, "open", fake_open)
-    cli("ui", "--host", "0.0.0.0", "--port", "5051")
+    cli("ui", "--host", "0.0.0.0", "--port", "5051", "--insecure")
     assert done.wait(5)
     assert opened == ["http://127.0.0.1:5051/"] and fake_server == [("0.0.0.0", 5051)]
 

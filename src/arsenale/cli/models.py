@@ -165,6 +165,52 @@ def archive(name: Name, version: Version, reason: Reason = None) -> None:
     _transition(name, version, Stage.ARCHIVED.value, False, reason)
 
 
+# ---- legal holds and deletion --------------------------------------------------------------------------
+
+
+@app.command("hold")
+def hold(
+    name: Name,
+    version: Version,
+    reason: Annotated[str, typer.Option("--reason", help="Why the version is held (required; audited).")],
+) -> None:
+    """Put a version on legal hold: it cannot be deleted, nor its files purged by retention."""
+    h = Client().registry.set_legal_hold(name, version, reason)
+    render.print_message(f"{name} v{h.version} is on legal hold: {h.reason}", "green")
+
+
+@app.command("release")
+def release(name: Name, version: Version, reason: Reason = None) -> None:
+    """Release a version's legal hold."""
+    h = Client().registry.release_legal_hold(name, version, reason)
+    render.print_message(f"{name} v{h.version}: legal hold released", "green")
+
+
+@app.command("holds")
+def holds(
+    name: Annotated[str | None, typer.Argument(help="One model's holds (default: every model's).")] = None,
+    show_all: Annotated[bool, typer.Option("--all", help="Released holds too.")] = False,
+    as_json: render.JsonFlag = False,
+) -> None:
+    """List legal holds."""
+    found = Client().registry.legal_holds(name, active_only=not show_all)
+    if as_json:
+        render.print_json(found)
+        return
+    t = render.table("model", "version", "reason", "by", "since", "released", fixed=("version", "since", "released"))
+    for h in found:
+        t.add_row(render.cell(h.name), render.cell(h.version), render.cell(h.reason), render.cell(h.created_by),
+                  render.cell(render.iso(h.creation_time)), render.cell(render.iso(h.released_at)))
+    render.show(t)
+
+
+@app.command("delete-version")
+def delete_version(name: Name, version: Version, reason: Reason = None) -> None:
+    """Delete a version for good; refused while an alias, a deployment or a legal hold needs it."""
+    Client().registry.delete_model_version(name, version, reason)
+    render.print_message(f"deleted {name} v{version}", "green")
+
+
 # ---- lineage, diff, history ----------------------------------------------------------------------------
 
 
@@ -271,6 +317,9 @@ def describe_event(e: ModelEvent) -> str:
     if e.kind in ("alias", "alias_undo"):
         undo = " (undo)" if e.kind == "alias_undo" else ""
         return f"@{e.alias}: {_v(e.from_version)} {ARROW} {_v(e.version) if e.version else 'removed'}{undo}"
+    if e.kind in ("legal_hold", "legal_hold_released", "delete"):
+        what = {"legal_hold": "legal hold", "legal_hold_released": "legal hold released", "delete": "deleted"}
+        return f"v{e.version}: {what[e.kind]}"
     return f"{e.kind} {_v(e.version)}"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import sys
@@ -14,7 +15,8 @@ from typing import Annotated, Any
 import typer
 
 from arsenale.cli import render
-from arsenale.errors import ArsenaleError
+from arsenale.config import get_settings
+from arsenale.errors import ArsenaleError, InvalidInput
 
 Host = Annotated[str, typer.Option("--host", help="Interface to listen on (0.0.0.0 for every interface).")]
 Port = Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port to listen on.")]
@@ -30,9 +32,32 @@ def _serve_function() -> Callable[..., Any]:
     return serve
 
 
-def server(host: Host = "127.0.0.1", port: Port = 5000) -> None:
+Auth = Annotated[bool | None, typer.Option("--auth/--no-auth", help="Require an API token or a dashboard login "
+                                            "(default: ARSENALE_AUTH).")]
+Insecure = Annotated[bool, typer.Option("--insecure", help="Allow a non-loopback address without auth.")]
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def check_exposure(host: str, auth: bool | None, insecure: bool) -> bool:
+    """The auth setting to run with; refuses to expose a server without auth unless told to."""
+    enabled = get_settings().auth if auth is None else auth
+    if not enabled and not insecure and not is_loopback(host):
+        raise InvalidInput(f"refusing to listen on {host} without auth: anyone who can reach it could change "
+                           "models and deployments. Use --auth (create a token with `arsenale tokens create "
+                           "NAME --role admin`), or --insecure on a network you trust.", field="host")
+    return enabled
+
+
+def server(host: Host = "127.0.0.1", port: Port = 5000, auth: Auth = None, insecure: Insecure = False) -> None:
     """Run the REST API and dashboard (the same stateless server scales out behind a load balancer)."""
-    _serve_function()(host, port)
+    enabled = check_exposure(host, auth, insecure)
+    _serve_function()(host, port, auth=enabled)
 
 
 def local_host(host: str) -> str:
@@ -67,12 +92,13 @@ def _open_when_ready(url: str, host: str, port: int) -> None:
         webbrowser.open(url)
 
 
-def ui(host: Host = "127.0.0.1", port: Port = 5000) -> None:
+def ui(host: Host = "127.0.0.1", port: Port = 5000, auth: Auth = None, insecure: Insecure = False) -> None:
     """Run the server and open the dashboard in a browser (or print its URL when there is no display)."""
+    enabled = check_exposure(host, auth, insecure)
     serve = _serve_function()
     url = dashboard_url(host, port)
     render.print_message(f"dashboard: {url}", "bold")
     if has_display():
         threading.Thread(target=_open_when_ready, args=(url, host, port), daemon=True,
                          name="arsenale-open-browser").start()
-    serve(host, port)
+    serve(host, port, auth=enabled)

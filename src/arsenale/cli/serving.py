@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import typer
 
 from arsenale.cli import render
+from arsenale.cli.server import Auth, Insecure, check_exposure
 from arsenale.errors import InvalidInput
 
 SERVE_LOADER = "arsenale.serving.runtime:load_predictor"
@@ -39,12 +40,15 @@ def serve(
                                           "(pickle, stored Python).")] = False,
     controller: Annotated[bool, typer.Option("--controller/--no-controller", help="Run the canary controller "
                                              "for the deployment in this server.")] = True,
+    auth: Auth = None,
+    insecure: Insecure = False,
 ) -> None:
     """Serve predictions over HTTP: Open Inference Protocol V2, /predict, /feedback, /metrics."""
     if (model is None) == (deployment is None):
         raise InvalidInput("serve either a MODEL or a --deployment, not both and not neither", field="model")
     if max_workers is not None and max_workers < max(workers, 1):
         raise InvalidInput("--max-workers must be at least --workers", field="max_workers")
+    enabled = check_exposure(host, auth, insecure)
     import uvicorn
 
     from arsenale.config import get_settings
@@ -72,7 +76,7 @@ def serve(
             autoscaler = Autoscaler(executor, min_workers=low, max_workers=max_workers,
                                     target_in_flight_per_worker=1.0)
     app = create_serving_app(client, deployment=deployment, model=model, executor=executor, trusted=trusted,
-                             replica=replica)
+                             replica=replica, auth=enabled)
     canary = None
     if deployment and controller:
         from arsenale.serving.canary import CanaryController

@@ -41,11 +41,14 @@ def to_json(value: Any) -> bytes:
 class HttpTransport:
     """Requests to one server, sharing connections; the one place that knows about HTTP."""
 
-    def __init__(self, base_url: str, timeout: float = 60.0, actor: str | None = None) -> None:
+    def __init__(self, base_url: str, timeout: float = 60.0, actor: str | None = None,
+                 token: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         headers = {"Accept": JSON}
         if actor:
             headers[ACTOR_HEADER] = actor
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         # retries=1 retries connection set-up only. TCP_NODELAY because the request head and body leave in
         # two writes: with Nagle on, the body waits for the server's delayed ACK (~40 ms per POST).
         transport = httpx.HTTPTransport(retries=1, socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])

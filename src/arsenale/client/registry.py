@@ -32,6 +32,7 @@ from arsenale.registry.models import (
     check_model_name,
     check_version,
 )
+from arsenale.registry.service import LegalHold
 from arsenale.registry.uris import parse_model_uri
 from arsenale.store.artifacts import hash_file
 from arsenale.tracking.artifact_paths import check_artifact_path
@@ -42,6 +43,7 @@ __all__ = ["RegistryClient"]
 _API = "/api/v1"
 _MODELS = TypeAdapter(list[RegisteredModel])
 _VERSIONS = TypeAdapter(list[ModelVersion])
+_HOLDS = TypeAdapter(list[LegalHold])
 _EVENTS = TypeAdapter(list[ModelEvent])
 _OCTETS = {"Content-Type": "application/octet-stream"}
 
@@ -167,6 +169,29 @@ class RegistryClient:
             raise InvalidInput("archive_existing must be true or false", field="archive_existing")
         body = {"stage": Stage.parse(stage).value, "archive_existing": archive_existing, "reason": reason}
         return ModelVersion.model_validate_json(self.transport.request("POST", path, json=body).content)
+
+    # ---- legal holds and deletion ------------------------------------------------------
+
+    def set_legal_hold(self, name: str, version: int, reason: str) -> LegalHold:
+        r = self.transport.request("POST", self._version_path(name, version, "/legal-hold"), json={"reason": reason})
+        return LegalHold.model_validate_json(r.content)
+
+    def release_legal_hold(self, name: str, version: int, reason: str | None = None) -> LegalHold:
+        r = self.transport.request("DELETE", self._version_path(name, version, "/legal-hold"),
+                                   params={"reason": reason} if reason is not None else None)
+        return LegalHold.model_validate_json(r.content)
+
+    def legal_holds(self, name: str | None = None, active_only: bool = True) -> list[LegalHold]:
+        if not isinstance(active_only, bool):
+            raise InvalidInput("active_only must be true or false", field="active_only")
+        params: dict[str, Any] = {"all": str(not active_only).lower()}
+        if name is not None:
+            params["name"] = check_model_name(name)
+        return _HOLDS.validate_json(self.transport.request("GET", f"{_API}/legal-holds", params=params).content)
+
+    def delete_model_version(self, name: str, version: int, reason: str | None = None) -> None:
+        self.transport.request("DELETE", self._version_path(name, version),
+                               params={"reason": reason} if reason is not None else None)
 
     def events(self, name: str, limit: int = 200) -> list[ModelEvent]:
         path = self._model_path(name, "/events")

@@ -14,6 +14,9 @@ Dataset triggers read the data component's `dataset_versions` table when it exis
 Monitors with a cron `schedule` run on the same ticks (`arsenale.monitoring.scheduling`, claimed the same
 way): `tick()` returns their evaluations after the pipeline runs, as `TickResult`s with `kind="monitor"`. A
 failing monitor never stops the pipelines, nor a failing pipeline the monitors.
+
+Retention policies (`arsenale.security.retention`) are applied on the same ticks, each once a day, claimed
+with a lease so that one scheduler applies a policy: their results come last, with `kind="retention"`.
 """
 
 from __future__ import annotations
@@ -115,7 +118,7 @@ class TickResult:
     pipeline_run_id: str | None
     status: str  # the pipeline run's status, or "error"
     error: str | None = None
-    kind: str = "pipeline"  # or "monitor"
+    kind: str = "pipeline"  # or "monitor", or "retention"
     monitor_run_id: int | None = None
     alert_ids: tuple[int, ...] = ()
 
@@ -131,6 +134,8 @@ class Scheduler:
         self.lease_ms = int(lease_seconds * 1000)
         self.monitor_lease_seconds = monitor_lease_seconds
         self._monitors = monitors  # a MonitorService; built from `service` on the first due monitor when None
+        self.retention_every_seconds = 86_400.0  # each retention policy is applied once a day
+        self._retention: Any = None  # a RetentionService, built on the first due policy
 
     def tick(self, now: int | datetime | None = None) -> list[TickResult]:
         """Claim and run every schedule and every monitor due at `now` (epoch ms or datetime; default: the
@@ -143,6 +148,7 @@ class Scheduler:
         except Exception as exc:  # noqa: BLE001 - raised below, once the monitors have had their turn
             failure = exc
         results.extend(self._tick_monitors(at))
+        results.extend(self._tick_retention(at))
         if failure is not None:
             raise failure
         return results
@@ -163,6 +169,28 @@ class Scheduler:
             return [TickResult("monitors", "monitors", "tick", None, "error", msg, kind="monitor")]
         return [TickResult(t.monitor, f"monitor:{t.monitor}", t.trigger, None, t.status, t.error,
                            kind="monitor", monitor_run_id=t.run_id, alert_ids=t.alert_ids) for t in ticks]
+
+    def _tick_retention(self, at: int) -> list[TickResult]:
+        """Retention policies due at `at`, applied under their lease; a failure is a result, never raised.
+        `schedule_id` is `<project>/<kind>`, `status` "applied" or "error"."""
+        from arsenale.security.retention import RetentionService, any_due
+
+        try:
+            engine = self.service.store.engine
+            if not any_due(engine, at, self.retention_every_seconds):
+                return []
+            if self._retention is None:
+                from arsenale.config import get_settings
+
+                self._retention = RetentionService(engine, self.service.blobs, self.service.actor,
+                                                   get_settings().resolved_inference_log())
+            report = self._retention.apply(now=at, due_every_seconds=self.retention_every_seconds, owner=self.owner)
+        except Exception as exc:  # noqa: BLE001 - retention must not stop the scheduler
+            msg = exc.message if isinstance(exc, ArsenaleError) else f"{type(exc).__name__}: {exc}"
+            log.error("scheduler: retention could not be applied: %s", msg)
+            return [TickResult("retention", "retention", "daily", None, "error", msg, kind="retention")]
+        return [TickResult(f"{r.project}/{r.kind}", f"retention:{r.kind}", "daily", None, r.status, r.error,
+                           kind="retention") for r in report.results if r.status != "busy"]
 
     def _tick_pipelines(self, at: int, results: list[TickResult]) -> None:
         store = self.service.store

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from arsenale.errors import ArsenaleError, InvalidInput, NotFound
 from arsenale.registry.models import (
@@ -71,6 +71,28 @@ class RegistryAPI(Protocol):
     def lineage(self, name: str, version: int) -> Lineage: ...
     def diff(self, name: str, a: int, b: int) -> VersionDiff: ...
     def download_version(self, name: str, version: int, dest: str | os.PathLike[str]) -> Path: ...
+    def set_legal_hold(self, name: str, version: int, reason: str) -> LegalHold: ...
+    def release_legal_hold(self, name: str, version: int, reason: str | None = None) -> LegalHold: ...
+    def legal_holds(self, name: str | None = None, active_only: bool = True) -> list[LegalHold]: ...
+    def delete_model_version(self, name: str, version: int, reason: str | None = None) -> None: ...
+
+
+class LegalHold(BaseModel):
+    """A legal hold on one model version: while `released_at` is null the version cannot be deleted, and
+    retention never purges its files or the run that produced it."""
+
+    id: int
+    name: str
+    version: int
+    reason: str
+    created_by: str
+    creation_time: int
+    released_at: int | None = None
+    released_by: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.released_at is None
 
 
 def _reason(reason: Any) -> str | None:
@@ -291,6 +313,42 @@ class RegistryService:
         self._emit("model.stage_changed", name, {"version": v, "from_stage": moved[0][1], "to_stage": st.value,
                                                  "archived": [m for m, _ in moved[1:]], "reason": why})
         return self.get_version(name, v)
+
+    # ---- legal holds and deletion ------------------------------------------------------
+
+    def set_legal_hold(self, name: str, version: int, reason: str) -> LegalHold:
+        """Hold a version for legal reasons (audited): it cannot be deleted, nor its files purged, until
+        `release_legal_hold`. A reason is required: it is what a later reader of the trail needs."""
+        check_model_name(name)
+        v = check_version(version)
+        why = _reason(reason)
+        if not why or not why.strip():
+            raise InvalidInput("a legal hold needs a reason", field="reason")
+        return LegalHold(**self.store.set_legal_hold(name, v, why, now_ms(), self._audit("model.legal_hold.set")))
+
+    def release_legal_hold(self, name: str, version: int, reason: str | None = None) -> LegalHold:
+        check_model_name(name)
+        v = check_version(version)
+        why = _reason(reason)
+        return LegalHold(**self.store.release_legal_hold(name, v, why, now_ms(),
+                                                         self._audit("model.legal_hold.release")))
+
+    def legal_holds(self, name: str | None = None, active_only: bool = True) -> list[LegalHold]:
+        """Holds of one model (or of every model), the active ones unless `active_only` is false."""
+        if name is not None:
+            check_model_name(name)
+        if not isinstance(active_only, bool):
+            raise InvalidInput("active_only must be true or false", field="active_only")
+        return [LegalHold(**h) for h in self.store.legal_holds(name, active_only)]
+
+    def delete_model_version(self, name: str, version: int, reason: str | None = None) -> None:
+        """Delete a version for good (audited). Refused with a Conflict while an alias points at it, a
+        deployment routes to or shadows it, or it is on legal hold. Its files stay in the blob store while
+        anything else (a run, another version) references them."""
+        check_model_name(name)
+        v = check_version(version)
+        why = _reason(reason)
+        self.store.delete_version(name, v, now_ms(), why, self._audit("model.version.delete"))
 
     def events(self, name: str, limit: int = 200) -> list[ModelEvent]:
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:

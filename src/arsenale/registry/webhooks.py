@@ -30,6 +30,12 @@ A retried delivery carries the same delivery id and the same body, so receivers
 can drop duplicates by `X-Arsenale-Delivery`. Delivery is at most once per
 attempt and in-process: events still queued when the process dies are lost
 (their rows, if written, stay "pending").
+
+A webhook's URL (it often carries a token, as chat webhooks do) and its signing
+secret are stored encrypted (`arsenale.security.secrets`). The secret is shown
+once, by `create`; listings show the URL only as `scheme://host/…`, and logs
+never show more. Rows written before encryption are read as they are and
+encrypted by `arsenale secrets rotate`.
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ import threading
 import time
 import uuid
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -55,13 +61,15 @@ import httpx
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
-from arsenale.background import STOP, QueueWorker
+from arsenale.background import QueueWorker
 from arsenale.errors import InvalidInput, NotFound
+from arsenale.security.secrets import EncryptionError, SecretBox
 from arsenale.store import webhooks as webhooks_sql
 from arsenale.store.db import read, write
 from arsenale.tracking.models import check_name, now_ms
 
-__all__ = ["EVENTS", "Delivery", "Webhook", "WebhookCreated", "WebhookService", "sign", "verify_signature"]
+__all__ = ["EVENTS", "Delivery", "Webhook", "WebhookCreated", "WebhookService", "redact_url", "sign",
+           "verify_signature"]
 
 log = logging.getLogger("arsenale.registry.webhooks")
 
@@ -77,7 +85,7 @@ _ATEXIT_FLUSH_SECONDS = 2.0
 
 class Webhook(BaseModel):
     webhook_id: str
-    url: str
+    url: str  # listed as scheme://host/… (the whole URL only in the create response)
     events: list[str]
     model_name: str | None
     active: bool
@@ -85,7 +93,7 @@ class Webhook(BaseModel):
 
 
 class WebhookCreated(Webhook):
-    """The create response: the only time the secret is shown."""
+    """The create response: the only time the secret and the whole URL are shown."""
 
     secret: str
 
@@ -165,8 +173,28 @@ def _check_secret(secret: Any) -> str:
     return secret
 
 
-def _webhook(row: Any) -> Webhook:
-    return Webhook(webhook_id=row.webhook_id, url=row.url, events=json.loads(row.events), model_name=row.model_name,
+def redact_url(url: str) -> str:
+    """`scheme://host[:port]/…`: enough to recognise a receiver, nothing of the path, query or credentials
+    that may carry its token."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "(unparseable URL)"
+    if ":" in host:
+        host = f"[{host}]"
+    origin = f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
+    return origin + ("/…" if parts.path.strip("/") or parts.query or parts.fragment else "")
+
+
+def _webhook(row: Any, box: SecretBox) -> Webhook:
+    try:
+        url = redact_url(box.reveal(row.url, what=f"the URL of webhook {row.webhook_id}"))
+    except EncryptionError as exc:
+        log.warning("webhooks: %s", exc.message)
+        url = "(encrypted with another key)"
+    return Webhook(webhook_id=row.webhook_id, url=url, events=json.loads(row.events), model_name=row.model_name,
                    active=bool(row.active), creation_time=row.creation_time)
 
 
@@ -194,8 +222,8 @@ class _Event:
 class _Attempt:
     delivery_id: int
     webhook_id: str
-    url: str
-    secret: str
+    url: str = field(repr=False)
+    secret: str = field(repr=False)
     event: str
     body: bytes
     attempts: int = 0
@@ -206,7 +234,8 @@ class _Attempt:
 class WebhookService(QueueWorker):
     """Registry webhooks: manage subscriptions, deliver events in the background."""
 
-    def __init__(self, engine: Engine, *, max_attempts: int = 4, backoff: float = 0.5, timeout: float = 5.0) -> None:
+    def __init__(self, engine: Engine, *, max_attempts: int = 4, backoff: float = 0.5, timeout: float = 5.0,
+                 box: SecretBox | None = None) -> None:
         if max_attempts < 1:
             raise InvalidInput("max_attempts must be at least 1", field="max_attempts")
         if backoff < 0 or timeout <= 0:
@@ -216,8 +245,19 @@ class WebhookService(QueueWorker):
         self.backoff = backoff
         self.timeout = timeout
         self._forked_engine = False
+        self._box = box
         self._init_worker_state()
         _LIVE.add(self)
+
+    def __repr__(self) -> str:
+        return f"WebhookService({self.engine.url!r})"
+
+    @property
+    def box(self) -> SecretBox:
+        """Encrypts URLs and signing secrets; built on first use from the settings' keys."""
+        if self._box is None:
+            self._box = SecretBox.from_settings()
+        return self._box
 
     # ---- subscriptions -----------------------------------------------------------------------
 
@@ -231,14 +271,16 @@ class WebhookService(QueueWorker):
         hook = WebhookCreated(webhook_id=uuid.uuid4().hex, url=url, events=checked_events, model_name=model_name,
                               active=True, creation_time=now_ms(), secret=secret)
         with write(self.engine) as conn:
-            webhooks_sql.insert_webhook(conn, webhook_id=hook.webhook_id, url=hook.url, events=hook.events,
-                                        model_name=hook.model_name, secret=secret, active=hook.active,
+            webhooks_sql.insert_webhook(conn, webhook_id=hook.webhook_id, url=self.box.encrypt(url),
+                                        events=hook.events, model_name=hook.model_name,
+                                        secret=self.box.encrypt(secret), active=hook.active,
                                         creation_time=hook.creation_time)
         return hook
 
     def list(self) -> builtins.list[Webhook]:
         with read(self.engine) as conn:
-            return [_webhook(r) for r in webhooks_sql.list_webhooks(conn)]
+            rows = webhooks_sql.list_webhooks(conn)
+        return [_webhook(r, self.box) for r in rows]
 
     def delete(self, webhook_id: str) -> None:
         """Delete a webhook and its delivery history; deliveries still queued for it are dropped."""
@@ -319,8 +361,15 @@ class WebhookService(QueueWorker):
                         continue
                     delivery_id = webhooks_sql.insert_delivery(conn, webhook_id=hook.webhook_id, event=job.event,
                                                                payload=job.body.decode(), timestamp=now_ms())
-                    attempts.append(_Attempt(delivery_id, hook.webhook_id, hook.url, hook.secret, job.event,
-                                             job.body))
+                    try:
+                        url = self.box.reveal(hook.url, what=f"the URL of webhook {hook.webhook_id}")
+                        secret = self.box.reveal(hook.secret, what=f"the signing secret of webhook {hook.webhook_id}")
+                    except EncryptionError as exc:  # recorded as failed, never sent unsigned or elsewhere
+                        log.error("webhooks: %s", exc.message)
+                        webhooks_sql.update_delivery(conn, delivery_id, status="failed", attempts=0,
+                                                     response_code=None, last_error=exc.message[:_ERROR_CHARS])
+                        continue
+                    attempts.append(_Attempt(delivery_id, hook.webhook_id, url, secret, job.event, job.body))
         except Exception:
             log.exception("webhooks: could not record deliveries of %r for model %r", job.event, job.model_name)
             attempts = []
@@ -353,7 +402,7 @@ class WebhookService(QueueWorker):
         except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
             status, retry = "failed", True
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        except Exception as exc:  # a bad URL, TLS set-up, anything else: not worth retrying
+        except Exception as exc:  # noqa: BLE001 - a bad URL, TLS set-up, anything else: not worth retrying
             status, retry = "failed", False
             error = f"{type(exc).__name__}: {exc}"
         retry = retry and a.attempts < self.max_attempts
@@ -369,7 +418,7 @@ class WebhookService(QueueWorker):
             still_there = True
         if status == "failed":
             log.warning("webhooks: delivery %s of %s to %s failed after %d attempt(s): %s", a.delivery_id,
-                        a.event, a.url, a.attempts, error)
+                        a.event, redact_url(a.url), a.attempts, error)
         if retry and still_there:
             return self.backoff * 2 ** (a.attempts - 1)
         return None
@@ -397,7 +446,7 @@ def _flush_at_exit() -> None:
         try:
             service.flush(max(0.0, deadline - time.monotonic()))
         except Exception:  # never fail an interpreter exit
-            pass
+            log.debug("webhooks: flush at exit failed", exc_info=True)
 
 
 if hasattr(os, "register_at_fork"):

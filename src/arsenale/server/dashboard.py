@@ -31,6 +31,7 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
 from arsenale.errors import ArsenaleError, InvalidInput, NotFound
+from arsenale.server.auth import csrf_token
 from arsenale.tracking.models import Run
 from arsenale.tracking.search import OrderKey, parse_order_by
 from arsenale.tracking.service import TrackingAPI
@@ -99,7 +100,7 @@ _env = jinja2.Environment(
     lstrip_blocks=True,
 )
 _env.filters.update(time=fmt_time, value=fmt_value, size=fmt_size, urlpath=lambda p: quote(p, safe="/"))
-_env.globals.update(duration=fmt_duration, query=query)
+_env.globals.update(duration=fmt_duration, query=query, csrf_token=csrf_token)
 
 
 def root_of(request: Request) -> str:
@@ -233,7 +234,7 @@ def has_api_content_route(app: FastAPI) -> bool:
     if known is None:
         try:
             paths = app.openapi().get("paths", {})
-        except Exception:  # noqa: BLE001 - a schema that cannot be built must not take the run page down
+        except Exception:
             paths = {}
         known = any(p.startswith(API_CONTENT_PREFIX + "/") for p in paths)
         app.state.dashboard_api_downloads = known
@@ -392,7 +393,7 @@ def metric_json(request: Request, run_id: str, key: str, max_points: str = "") -
 
 
 @router.get("/compare")
-def compare_page(request: Request, runs: Annotated[list[str], Query()] = []) -> Response:  # noqa: B006
+def compare_page(request: Request, runs: Annotated[list[str], Query()] = []) -> Response:
     api = tracking(request)
     ids = split_ids(runs)
     if not ids:

@@ -40,13 +40,16 @@ from arsenale.config import get_settings
 from arsenale.errors import (
     ArsenaleError,
     BackendUnavailable,
+    Forbidden,
     InvalidInput,
     ModelFailed,
     NotFound,
+    Unauthenticated,
     UnprocessableInput,
     WorkerCrashed,
 )
 from arsenale.registry.contract import Contract
+from arsenale.security.tokens import CachedVerifier, remote_verify, role_allows
 from arsenale.serving.batching import AdaptiveBatcher
 from arsenale.serving.executor import Executor
 from arsenale.serving.metrics import ServingMetrics, VersionMetrics
@@ -73,6 +76,7 @@ SHADOW_BATCH = 512  # rows per shadow model call
 SHADOW_LINGER_MS = 50.0
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$")
 _V2_PATH = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?(/infer)?/?$")
+_OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})  # probes answer without a token
 _JSON = b"application/json"
 _TEXT_ERROR = ValueError  # what pydantic-core raises on bad JSON
 
@@ -140,7 +144,7 @@ class ServingApp:
 
     def __init__(self, client: Client, *, deployment: str | None, model: str | None,
                  executor: Executor | None, trusted: bool, replica: str | None,
-                 poll_interval_s: float) -> None:
+                 poll_interval_s: float, auth: bool = False) -> None:
         if (deployment is None) == (model is None):
             raise InvalidInput("serve exactly one of a deployment or a model", field="deployment")
         settings = get_settings()
@@ -175,6 +179,11 @@ class ServingApp:
         # without paying for a UUID per request.
         self._rid_prefix = uuid.uuid4().hex[:16]
         self._rid_counter = itertools.count(1)
+        self.verifier: CachedVerifier | None = None
+        if auth:
+            uri = str(client.uri)
+            verify = remote_verify(uri) if uri.startswith(("http://", "https://")) else client.tokens.verify
+            self.verifier = CachedVerifier(verify)
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -376,6 +385,8 @@ class ServingApp:
         path: str = scope["path"]
         method: str = scope["method"]
         try:
+            if self.verifier is not None and path not in _OPEN_PATHS:
+                await self._authorize(scope, "editor" if path == "/feedback" else "viewer")
             if path == "/predict":
                 self._method(method, "POST", path)
                 await self._infer(receive, send, rid, length, None, None, v2=False, given=given)
@@ -420,6 +431,19 @@ class ServingApp:
                               None, extra=[(b"connection", b"close")])
         except ArsenaleError as e:
             await self._arsenale_error(send, e, rid, None)
+
+    async def _authorize(self, scope: Scope, needed: str) -> None:
+        """With auth on, every route but the health probes needs a token (checked against the store once per
+        token every few seconds); /feedback needs the editor role."""
+        assert self.verifier is not None
+        header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
+        scheme, _, token = (header or b"").decode("latin-1").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("authentication required: send 'Authorization: Bearer <token>'")
+        token = token.strip()
+        principal = self.verifier.cached(token) or await asyncio.to_thread(self.verifier.check, token)
+        if not role_allows(principal.role, needed):
+            raise Forbidden(f"token {principal.name!r} has the {principal.role} role; this needs {needed}")
 
     @staticmethod
     def _method(method: str, allowed: str, path: str) -> None:
@@ -852,10 +876,11 @@ def _v2_outputs(contract: Contract) -> list[dict[str, Any]]:
 
 def create_serving_app(client: Client, *, deployment: str | None = None, model: str | None = None,
                        executor: Executor | None = None, trusted: bool = False, replica: str | None = None,
-                       poll_interval_s: float = 0.5) -> ServingApp:
+                       poll_interval_s: float = 0.5, auth: bool = False) -> ServingApp:
     """An ASGI app answering for a deployment (following its policy) or for one model spec.
 
     Models load in the background when the app starts (the ASGI lifespan, or the first request);
-    `/v2/health/ready` answers 503 until they are loaded, and inference requests wait for them."""
+    `/v2/health/ready` answers 503 until they are loaded, and inference requests wait for them. `auth`
+    requires an API token on every route but the health probes."""
     return ServingApp(client, deployment=deployment, model=model, executor=executor, trusted=trusted,
-                      replica=replica, poll_interval_s=poll_interval_s)
+                      replica=replica, poll_interval_s=poll_interval_s, auth=auth)

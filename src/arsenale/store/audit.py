@@ -7,6 +7,7 @@ its audit entry commit together or not at all.
 from __future__ import annotations
 
 import json
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -16,6 +17,9 @@ from sqlalchemy import Connection, func, select, text
 from arsenale.store.tables import audit_log
 
 GENESIS = "0" * 64
+# Who the current request acts as (set by the server's authentication): it overrides the service's own
+# actor in every entry the request appends, so the trail names the token, not the server.
+acting_as: ContextVar[str | None] = ContextVar("arsenale_acting_as", default=None)
 _PG_AUDIT_LOCK = 4242002
 
 
@@ -45,9 +49,10 @@ def append(conn: Connection, record: AuditRecord, timestamp: int) -> dict[str, A
     seq = 1 if head is None else head.seq + 1
     prev = GENESIS if head is None else head.hash
     details = json.dumps(record.details, sort_keys=True, separators=(",", ":"), default=str)
-    digest = entry_hash(seq, timestamp, record.actor, record.action, record.entity_type, record.entity_id,
+    actor = acting_as.get() or record.actor
+    digest = entry_hash(seq, timestamp, actor, record.action, record.entity_type, record.entity_id,
                         details, prev)
-    row = {"seq": seq, "timestamp": timestamp, "actor": record.actor, "action": record.action,
+    row = {"seq": seq, "timestamp": timestamp, "actor": actor, "action": record.action,
            "entity_type": record.entity_type, "entity_id": record.entity_id, "details": details,
            "prev_hash": prev, "hash": digest}
     conn.execute(audit_log.insert().values(**row))

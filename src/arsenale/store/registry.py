@@ -20,6 +20,8 @@ from arsenale.store import audit as audit_sql
 from arsenale.store.audit import AuditRecord
 from arsenale.store.db import read, write
 from arsenale.store.tables import (
+    deployments,
+    legal_holds,
     model_aliases,
     model_events,
     model_version_tags,
@@ -290,3 +292,97 @@ class SqlRegistryStore:
             rows = conn.execute(select(model_events).where(model_events.c.name == name)
                                 .order_by(model_events.c.id.desc()).limit(limit)).all()
             return [dict(r._mapping) for r in rows]
+
+    # ---- legal holds and deletion ------------------------------------------------------
+
+    def active_hold(self, conn: Connection, name: str, version: int) -> Any:
+        return conn.execute(select(legal_holds).where(legal_holds.c.name == name, legal_holds.c.version == version,
+                                                      legal_holds.c.released_at.is_(None))).first()
+
+    def set_legal_hold(self, name: str, version: int, reason: str, now: int, audit: AuditRecord) -> dict[str, Any]:
+        """Put a version on legal hold; a second hold on a held version is a Conflict (one active hold each)."""
+        with write(self.engine) as conn:
+            self._version_row(conn, name, version)
+            held = self.active_hold(conn, name, version)
+            if held is not None:
+                raise Conflict(f"model {name!r} version {version} is already on legal hold ({held.reason})",
+                               field="version")
+            actor = audit_sql.acting_as.get() or audit.actor  # the token a server request acts as
+            hold_id = conn.execute(insert(legal_holds).values(
+                name=name, version=version, reason=reason, created_by=actor, creation_time=now)
+                .returning(legal_holds.c.id)).scalar_one()
+            self._event(conn, now, name=name, kind="legal_hold", version=version, actor=actor, reason=reason)
+            audit_sql.append(conn, AuditRecord(audit.actor, audit.action, "model_version", f"{name}/{version}",
+                                               {"reason": reason, "hold_id": int(hold_id)}), now)
+            return dict(conn.execute(select(legal_holds).where(legal_holds.c.id == hold_id)).one()._mapping)
+
+    def release_legal_hold(self, name: str, version: int, reason: str | None, now: int,
+                           audit: AuditRecord) -> dict[str, Any]:
+        with write(self.engine) as conn:
+            self._version_row(conn, name, version)
+            held = self.active_hold(conn, name, version)
+            if held is None:
+                raise Conflict(f"model {name!r} version {version} is not on legal hold", field="version")
+            actor = audit_sql.acting_as.get() or audit.actor
+            conn.execute(update(legal_holds).where(legal_holds.c.id == held.id, legal_holds.c.released_at.is_(None))
+                         .values(released_at=now, released_by=actor))
+            self._event(conn, now, name=name, kind="legal_hold_released", version=version, actor=actor,
+                        reason=reason)
+            audit_sql.append(conn, AuditRecord(audit.actor, audit.action, "model_version", f"{name}/{version}",
+                                               {"reason": reason, "hold_id": int(held.id)}), now)
+            return dict(conn.execute(select(legal_holds).where(legal_holds.c.id == held.id)).one()._mapping)
+
+    def legal_holds(self, name: str | None, active_only: bool) -> list[dict[str, Any]]:
+        q = select(legal_holds).order_by(legal_holds.c.id)
+        if name is not None:
+            q = q.where(legal_holds.c.name == name)
+        if active_only:
+            q = q.where(legal_holds.c.released_at.is_(None))
+        with read(self.engine) as conn:
+            if name is not None:
+                self._model_row(conn, name)
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def delete_version(self, name: str, version: int, now: int, reason: str | None, audit: AuditRecord) -> None:
+        """Delete a version's row, tags and manifest reference, in one transaction, unless something still
+        needs it: an alias, a deployment serving or shadowing it, or a legal hold (each a Conflict)."""
+        with write(self.engine) as conn:
+            row = self._version_row(conn, name, version)
+            held = self.active_hold(conn, name, version)
+            if held is not None:
+                raise Conflict(f"model {name!r} version {version} is on legal hold ({held.reason}); release the "
+                               "hold before deleting it", field="version")
+            aliases = sorted(a for (a,) in conn.execute(select(model_aliases.c.alias).where(
+                model_aliases.c.name == name, model_aliases.c.version == version)))
+            if aliases:
+                raise Conflict(f"model {name!r} version {version} is the target of alias(es) "
+                               f"{', '.join(aliases)}; move or delete them first", field="version")
+            serving = [d for d, policy in conn.execute(select(deployments.c.name, deployments.c.policy))
+                       if (name, version) in _policy_versions(policy)]
+            if serving:
+                raise Conflict(f"model {name!r} version {version} is served by deployment(s) "
+                               f"{', '.join(sorted(serving))}; route traffic away first", field="version")
+            conn.execute(delete(model_version_tags).where(model_version_tags.c.name == name,
+                                                          model_version_tags.c.version == version))
+            conn.execute(delete(model_versions).where(model_versions.c.name == name,
+                                                      model_versions.c.version == version))
+            conn.execute(update(registered_models).where(registered_models.c.name == name)
+                         .values(last_update_time=now))
+            self._event(conn, now, name=name, kind="delete", version=version, from_stage=row.stage,
+                        actor=audit_sql.acting_as.get() or audit.actor, reason=reason)
+            audit_sql.append(conn, AuditRecord(audit.actor, audit.action, "model_version", f"{name}/{version}",
+                                               {"run_id": row.run_id, "stage": row.stage, "reason": reason,
+                                                "files": len(json.loads(row.files))}), now)
+
+
+def _policy_versions(policy: str) -> set[tuple[str, int]]:
+    """Every (model, version) a stored traffic policy names: routes, shadows and a canary's two sides."""
+    try:
+        p = json.loads(policy)
+    except ValueError:
+        return set()
+    refs = [*p.get("routes", []), *p.get("shadows", [])]
+    canary = p.get("canary") or {}
+    if canary.get("state", "running") == "running":
+        refs += [canary.get("canary") or {}, canary.get("baseline") or {}]
+    return {(r["model"], int(r["version"])) for r in refs if isinstance(r, dict) and "model" in r and "version" in r}

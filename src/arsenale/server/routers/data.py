@@ -88,7 +88,8 @@ def register(name: str, body: RegisterUploaded, datasets: Datasets) -> Response:
 
 
 @router.get("/datasets", response_model=list[Dataset])
-def list_datasets(datasets: Datasets, name_like: str | None = None, limit: int = 1000) -> Response:
+def list_datasets(datasets: Datasets, name_like: str | None = None,
+                  limit: int = Query(1000, ge=1, le=10_000)) -> Response:
     return render(datasets.list(name_like, limit))
 
 

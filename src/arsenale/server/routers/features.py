@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from arsenale.features.models import DefinitionInfo, Materialization
 from arsenale.features.registry import MAX_APPLY, FeatureRegistry
 from arsenale.features.store import MAX_ONLINE_ROWS, FeatureStore
+from arsenale.server.auth import READ
 from arsenale.server.routers import API_PREFIX, render
 
 router = APIRouter(prefix=API_PREFIX, tags=["features"])
@@ -96,7 +97,7 @@ def materialize(body: Materialize, store: Store) -> Response:
     return render(store.materialize(body.end, start=body.start, views=body.views, entities=body.entities))
 
 
-@router.post("/features/online")
+@router.post("/features/online", openapi_extra=READ)
 def online(body: Online, store: Store) -> Response:
     return render(store.get_online_features(body.features, body.entity_rows,
                                             full_feature_names=body.full_feature_names))

@@ -28,7 +28,9 @@ from arsenale.registry.models import (
     RegisteredModel,
     VersionDiff,
 )
+from arsenale.registry.service import LegalHold
 from arsenale.registry.webhooks import Delivery, Webhook, WebhookCreated
+from arsenale.server.auth import ADMIN, READ
 from arsenale.server.routers import API_PREFIX, Registry, Webhooks, no_content, render, stream_and_remove
 from arsenale.tracking.artifact_paths import check_artifact_path
 
@@ -68,6 +70,10 @@ class SetAlias(_Body):
 
 class UndoAlias(_Body):
     reason: str | None = None
+
+
+class SetLegalHold(_Body):
+    reason: str
 
 
 class Transition(_Body):
@@ -117,7 +123,8 @@ def create_model(body: CreateModel, registry: Registry) -> Response:
 
 
 @router.get("/models", response_model=list[RegisteredModel])
-def list_models(registry: Registry, name_like: str | None = None, limit: int = 1000) -> Response:
+def list_models(registry: Registry, name_like: str | None = None,
+                limit: int = Query(1000, ge=1, le=10_000)) -> Response:
     return render(registry.list_models(name_like, limit))
 
 
@@ -127,7 +134,7 @@ def get_model(name: str, registry: Registry) -> Response:
 
 
 @router.get("/models/{name}/events", response_model=list[ModelEvent])
-def events(name: str, registry: Registry, limit: int = 200) -> Response:
+def events(name: str, registry: Registry, limit: int = Query(200, ge=1, le=10_000)) -> Response:
     return render(registry.events(name, limit))
 
 
@@ -221,6 +228,32 @@ def undo_alias(name: str, alias: str, registry: Registry, body: UndoAlias | None
     return render(registry.undo_alias(name, alias, body.reason if body else None))
 
 
+# ---- legal holds and deletion (holding: editor; releasing and deleting: admin) -------------------------------
+
+
+@router.post("/models/{name}/versions/{version}/legal-hold", status_code=201, response_model=LegalHold)
+def set_legal_hold(name: str, version: int, body: SetLegalHold, registry: Registry) -> Response:
+    return render(registry.set_legal_hold(name, version, body.reason), 201)
+
+
+@router.delete("/models/{name}/versions/{version}/legal-hold", response_model=LegalHold, openapi_extra=ADMIN)
+def release_legal_hold(name: str, version: int, registry: Registry, reason: str | None = None) -> Response:
+    return render(registry.release_legal_hold(name, version, reason))
+
+
+@router.get("/legal-holds", response_model=list[LegalHold], openapi_extra=READ)
+def legal_holds(registry: Registry, name: str | None = None, all: bool = False) -> Response:
+    """Active holds (`?all=true`: released ones too), of one model with `?name=`."""
+    return render(registry.legal_holds(name, active_only=not all))
+
+
+@router.delete("/models/{name}/versions/{version}", status_code=204, openapi_extra=ADMIN)
+def delete_model_version(name: str, version: int, registry: Registry, reason: str | None = None) -> Response:
+    """409 while an alias points at the version, a deployment serves it, or it is on legal hold."""
+    registry.delete_model_version(name, version, reason)
+    return no_content()
+
+
 # ---- webhooks --------------------------------------------------------------------------------------------
 
 
@@ -242,6 +275,6 @@ def delete_webhook(webhook_id: str, webhooks: Webhooks) -> Response:
 
 
 @router.get("/webhooks/{webhook_id}/deliveries", response_model=list[Delivery], tags=["webhooks"])
-def deliveries(webhook_id: str, webhooks: Webhooks, limit: int = 50) -> Response:
+def deliveries(webhook_id: str, webhooks: Webhooks, limit: int = Query(50, ge=1, le=10_000)) -> Response:
     return render(webhooks.deliveries(webhook_id, limit))
 

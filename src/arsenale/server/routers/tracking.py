@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from arsenale.errors import InvalidInput, NotFound
+from arsenale.server.auth import READ
 from arsenale.server.routers import (
     API_PREFIX,
     JSON,
@@ -127,7 +128,7 @@ def create_run(body: CreateRun, tracking: Tracking) -> Response:
                                       start_time=body.start_time, user_id=body.user_id), 201)
 
 
-@router.post("/runs/search", response_model=RunPage)
+@router.post("/runs/search", response_model=RunPage, openapi_extra=READ)
 def search_runs(body: SearchRuns, tracking: Tracking) -> Response:
     return render(tracking.search_runs(body.experiment_ids, filter=body.filter, order_by=body.order_by,
                                        max_results=body.max_results, page_token=body.page_token,
