@@ -14,6 +14,7 @@ EXPECTED = {
     "span", "trace",
     "prompts",
     "VectorIndex",
+    "embedders",
 }
 
 

@@ -33,6 +33,7 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(("Client",), "arsenale.platform"),
     **dict.fromkeys(("span", "trace"), "arsenale.llm.tracer"),
     **dict.fromkeys(("prompts",), "arsenale.llm.fluent"),
+    **dict.fromkeys(("embedders",), "arsenale.llm"),
     **dict.fromkeys(("VectorIndex",), "arsenale.llm.vectors"),
     **dict.fromkeys(("load_model", "log_model", "register_model", "set_alias"), "arsenale.registry.fluent"),
     **dict.fromkeys(("ModelVersion", "RegisteredModel", "Stage"), "arsenale.registry.models"),
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
     from arsenale.data.fluent import Dataset, register_dataset
     from arsenale.features.definitions import Entity, FeatureService, FeatureView, on_demand_feature
     from arsenale.features.store import FeatureStore
+    from arsenale.llm import embedders
     from arsenale.llm.fluent import prompts
     from arsenale.llm.tracer import span, trace
     from arsenale.llm.vectors import VectorIndex
@@ -106,6 +108,7 @@ __all__ = [
     "Stage",
     "VectorIndex",
     "active_run",
+    "embedders",
     "end_run",
     "get_client",
     "log_artifact",

@@ -176,6 +176,10 @@ def run_demo(port: int = 5000) -> dict[str, Any]:
 
     print()
     served = serve_and_roll_out(client, MODEL, X_test, y_test, port)
+    from arsenale.demo_llm import run_llm_chapter
+
+    print()
+    llm = run_llm_chapter(ars, client)
     audit = client.audit.verify()
     elapsed = time.perf_counter() - started
     print()
@@ -223,6 +227,12 @@ def run_demo(port: int = 5000) -> dict[str, Any]:
     print(f"  .venv/bin/arsenale monitor history {served['monitor']}")
     print(f"  .venv/bin/arsenale monitor report {served['monitor']} --out drift.html")
     print(f"  .venv/bin/arsenale alerts list --monitor {served['monitor']}")
+    print(f"  LLM traces:                 http://127.0.0.1:{port}/traces   prompts: /prompts/{llm['prompt']}")
+    print(f"  vector index:               http://127.0.0.1:{port}/indexes/{llm['index']}   evaluations: /evaluations")
+    print(f"  .venv/bin/arsenale index drift {llm['index']} --from 1 --to {llm['index_version']};  "
+          f".venv/bin/arsenale traces list")
+    print(f"  LLM monitor:                http://127.0.0.1:{port}/monitors/{llm['monitor']}   "
+          f"(.venv/bin/arsenale monitor history {llm['monitor']})")
     print(f"  .venv/bin/arsenale serve --deployment {served['deployment']} --port 8080   (serve it yourself)")
     print(f"  .venv/bin/arsenale models lineage {MODEL} {champion.version}")
     print(f"  .venv/bin/arsenale models history {MODEL}")
@@ -230,7 +240,7 @@ def run_demo(port: int = 5000) -> dict[str, Any]:
     return {"dataset_version": dataset.version, "pipeline_cached": len(again.cached),
             "parent_run_id": parent.run_id, "best_run_id": best.run_id, "runs": len(results),
             "champion": champion.version, "challenger": challenger.version, "served_auc": served_auc,
-            "serving": served, "features": online, "gates": gated, "delivery": delivery}
+            "serving": served, "features": online, "gates": gated, "delivery": delivery, "llm": llm}
 
 
 def main() -> None:

@@ -31,7 +31,9 @@ class Client:
     deployments: DeploymentAPI
     metrics: MetricsAPI  # delivery metrics from the audit trail
 
-    def __init__(self, uri: str | None = None, *, artifacts: str | None = None, actor: str | None = None) -> None:
+    def __init__(self, uri: str | None = None, *, artifacts: str | None = None, actor: str | None = None,
+                 token: str | None = None) -> None:
+        """`token` (default `ARSENALE_TOKEN`) authenticates to a server that requires it."""
         settings = get_settings()
         self.uri = uri or settings.resolved_uri()
         actor = actor or settings.resolved_actor()
@@ -40,7 +42,8 @@ class Client:
             from arsenale.client.http import HttpTransport
             from arsenale.client.tracking import TrackingClient
 
-            transport = HttpTransport(self.uri, timeout=settings.http_timeout, actor=actor)
+            transport = HttpTransport(self.uri, timeout=settings.http_timeout, actor=actor,
+                                      token=token or settings.token)
             from arsenale.client.registry import RegistryClient
             from arsenale.client.webhooks import WebhookClient
 
@@ -57,8 +60,12 @@ class Client:
             self._monitors_factory = lambda: _http_monitors(transport)
             self._features_factory: Callable[[], Any] = lambda: _http_features(transport)
             self._gates_factory: Callable[[], Any] = lambda: _http_gates(transport)
+            self._tokens_factory: Callable[[], Any] = lambda: _http_tokens(transport)
+            self._secrets_factory: Callable[[], Any] = lambda: _http_secrets(transport)
             self._prompts_factory: Callable[[], Any] = lambda: _http_prompts(transport)
             self._traces_factory: Callable[[], Any] = lambda: _http_traces(transport)
+            self._indexes_factory: Callable[[], Any] = lambda: _http_indexes(transport, self)
+            self._retention_factory: Callable[[], Any] = lambda: _http_retention(transport)
             self._datasets_factory: Callable[[], DatasetAPI] = lambda: _http_datasets(transport)
         else:
             from arsenale.audit.service import AuditService
@@ -89,15 +96,23 @@ class Client:
             self._monitors_factory = lambda: _local_monitors(engine, self, actor)
             self._features_factory = lambda: _local_features(engine, actor)
             self._gates_factory = lambda: _local_gates(engine, self, actor)
+            self._tokens_factory = lambda: _local_tokens(engine, actor)
+            self._secrets_factory = lambda: _local_secrets(engine, actor)
             self._prompts_factory = lambda: _local_prompts(engine, actor)
             self._traces_factory = lambda: _local_traces(engine, actor)
+            self._indexes_factory = lambda: _local_indexes(self)
+            self._retention_factory = lambda: _local_retention(engine, blobs, actor)
             self._datasets_factory = lambda: _local_datasets(engine, blobs, actor)
         self._datasets: DatasetAPI | None = None
         self._monitors: Any = None
         self._features: Any = None
         self._gates: Any = None
+        self._tokens: Any = None
+        self._secrets: Any = None
         self._prompts: Any = None
         self._traces: Any = None
+        self._indexes: Any = None
+        self._retention: Any = None
 
     @property
     def datasets(self) -> DatasetAPI:
@@ -131,6 +146,23 @@ class Client:
         return self._gates
 
     @property
+    def tokens(self) -> Any:
+        """API tokens for a server with auth (a `TokenService` next to the store, or a `TokenClient` over
+        HTTP, which needs an admin token: the same methods)."""
+        if self._tokens is None:
+            self._tokens = self._tokens_factory()
+        return self._tokens
+
+    @property
+    def secrets(self) -> Any:
+        """Named secrets, encrypted at rest (a `SecretService` next to the store, or a `SecretClient` over
+        HTTP, which needs an admin token when auth is on): set, list, delete; values are never read back
+        over HTTP, only `resolve`d in-process next to the store."""
+        if self._secrets is None:
+            self._secrets = self._secrets_factory()
+        return self._secrets
+
+    @property
     def prompts(self) -> Any:
         """The prompt registry: immutable template versions, labels, diffs (a `PromptService`, or a
         `PromptClient` over HTTP: the same methods)."""
@@ -145,6 +177,22 @@ class Client:
         if self._traces is None:
             self._traces = self._traces_factory()
         return self._traces
+
+    @property
+    def indexes(self) -> Any:
+        """Vector indexes by name: list, versions, search, add, delete (a `LocalIndexes`, or an `IndexClient`
+        over HTTP: the same methods); `.open(name)` gives the index itself."""
+        if self._indexes is None:
+            self._indexes = self._indexes_factory()
+        return self._indexes
+
+    @property
+    def retention(self) -> Any:
+        """Retention policies and their application (a `RetentionService` next to the store, or a
+        `RetentionClient` over HTTP, which needs an admin token: the same methods)."""
+        if self._retention is None:
+            self._retention = self._retention_factory()
+        return self._retention
 
     def __repr__(self) -> str:
         return f"Client({self.uri!r})"
@@ -194,6 +242,30 @@ def _local_gates(engine: Any, client: Client, actor: str) -> Any:
     return GateService(engine, client.registry, client.deployments, actor)
 
 
+def _local_tokens(engine: Any, actor: str) -> Any:
+    from arsenale.security.tokens import TokenService
+
+    return TokenService(engine, actor)
+
+
+def _http_tokens(transport: Any) -> Any:
+    from arsenale.client.tokens import TokenClient
+
+    return TokenClient(transport)
+
+
+def _local_secrets(engine: Any, actor: str) -> Any:
+    from arsenale.security.secrets import SecretService
+
+    return SecretService(engine, actor)
+
+
+def _http_secrets(transport: Any) -> Any:
+    from arsenale.client.secrets import SecretClient
+
+    return SecretClient(transport)
+
+
 def _http_gates(transport: Any) -> Any:
     from arsenale.client.gates import GateClient
 
@@ -222,3 +294,27 @@ def _http_prompts(transport: Any) -> Any:
     from arsenale.client.prompts import PromptClient
 
     return PromptClient(transport)
+
+
+def _local_indexes(client: Client) -> Any:
+    from arsenale.client.indexes import LocalIndexes
+
+    return LocalIndexes(client)
+
+
+def _http_indexes(transport: Any, client: Client) -> Any:
+    from arsenale.client.indexes import IndexClient
+
+    return IndexClient(transport, client)
+
+
+def _local_retention(engine: Any, blobs: Any, actor: str) -> Any:
+    from arsenale.security.retention import RetentionService
+
+    return RetentionService(engine, blobs, actor, get_settings().resolved_inference_log())
+
+
+def _http_retention(transport: Any) -> Any:
+    from arsenale.client.retention import RetentionClient
+
+    return RetentionClient(transport)

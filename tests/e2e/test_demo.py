@@ -71,3 +71,11 @@ def test_demo_tracks_a_real_sweep(capsys: pytest.CaptureFixture[str]) -> None:
     assert retrained.status.value == "succeeded" and retrained.trigger.startswith("alert:")
     assert {"alert.rule.create", "alert.fire"} <= {e.action for e in client.audit.entries(entity_type="alert")} | {
         e.action for e in client.audit.entries(entity_type="alert_rule")}
+    # the LLMOps chapter: traced answers over a versioned index, an evaluation run, retrieval quality
+    llm = out["llm"]
+    assert llm["recall"] == 1.0 and llm["groundedness"] > 0.9
+    assert client.tracking.get_run(llm["evaluation_run"]).data.metrics["token_f1"] > 0.9
+    traces = client.traces.search(name="runbook-answer", limit=100).traces
+    assert len(traces) >= 8 and all(t.cost and t.cost > 0 for t in traces)
+    assert "LLMOps: index demo-runbook" in printed
+    assert llm["window"]["traces"] >= 8 and llm["window"]["score.groundedness"] > 0.9  # the LLM monitor's window

@@ -1,7 +1,7 @@
 """The `arsenale` command: one Typer sub-app per component, errors mapped to exit codes in one place.
 
     arsenale [--uri URI] experiments|runs|artifacts|models|datasets|data|features|deploy|monitor|alerts|gate|
-                         prompts|audit|db|init ...
+                         prompts|index|audit|db|init ...
     arsenale server | ui | serve | version
 
 An `ArsenaleError` never shows a traceback: its message goes to stderr as
@@ -35,15 +35,19 @@ def _register(app: typer.Typer) -> None:
         experiments,
         features,
         gate,
+        index,
         init,
         metrics,
         models,
         monitor,
         pipelines,
         prompts,
+        retention,
         runs,
+        secrets,
         server,
         serving,
+        tokens,
         traces,
     )
 
@@ -63,6 +67,10 @@ def _register(app: typer.Typer) -> None:
     app.add_typer(init.app, name="init")
     app.add_typer(traces.app, name="traces")
     app.add_typer(prompts.app, name="prompts")
+    app.add_typer(index.app, name="index")
+    app.add_typer(tokens.app, name="tokens")
+    app.add_typer(retention.app, name="retention")
+    app.add_typer(secrets.app, name="secrets")
     app.command("server")(server.server)
     app.command("ui")(server.ui)
     app.command("serve")(serving.serve)

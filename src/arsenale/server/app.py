@@ -9,9 +9,9 @@ refused. Errors keep one shape, `{"error_code", "message", "field"?}`, whatever 
 an `ArsenaleError` gets its own status; request validation failures get 400 naming the field;
 an oversized body gets 413; anything else gets a generic 500 and a traceback in the server log only.
 
-Identity: the services record the server's own actor in the audit trail. Clients send
-`X-Arsenale-Actor`, which the server does not trust yet; per-request identity arrives with
-authentication.
+Identity: without auth, the services record the server's own actor in the audit trail (a client's
+`X-Arsenale-Actor` is not trusted). With auth (`server.auth`), every route needs a token or a dashboard
+session, and the audit trail names the token that made each change.
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Mapping
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -35,6 +36,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from arsenale.config import get_settings
 from arsenale.errors import ArsenaleError, InvalidInput
 from arsenale.platform import Client
+from arsenale.server import login as login_routes
+from arsenale.server.auth import PUBLIC, AuthConfig, authorize
 from arsenale.server.feature_metrics import FeatureCollector
 from arsenale.server.monitor_metrics import MonitorCollector
 from arsenale.server.routers import alerts as alert_routes
@@ -43,11 +46,15 @@ from arsenale.server.routers import data as data_routes
 from arsenale.server.routers import deployments as deployment_routes
 from arsenale.server.routers import features as feature_routes
 from arsenale.server.routers import gates as gate_routes
+from arsenale.server.routers import indexes as index_routes
 from arsenale.server.routers import metrics as metric_routes
 from arsenale.server.routers import monitoring as monitoring_routes
 from arsenale.server.routers import otlp as otlp_routes
 from arsenale.server.routers import prompts as prompt_routes
 from arsenale.server.routers import registry as registry_routes
+from arsenale.server.routers import retention as retention_routes
+from arsenale.server.routers import secrets as secret_routes
+from arsenale.server.routers import tokens as token_routes
 from arsenale.server.routers import traces as trace_routes
 from arsenale.server.routers import tracking as tracking_routes
 
@@ -56,8 +63,9 @@ __all__ = ["create_app", "serve"]
 log = logging.getLogger("arsenale.server")
 
 DASHBOARD_MODULE = "arsenale.server.dashboard"
-_STATUS_CODES = {400: "INVALID_PARAMETER_VALUE", 403: "PERMISSION_DENIED", 404: "RESOURCE_DOES_NOT_EXIST",
-                 409: "RESOURCE_ALREADY_EXISTS", 503: "BACKEND_UNAVAILABLE"}
+_STATUS_CODES = {400: "INVALID_PARAMETER_VALUE", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
+                 404: "RESOURCE_DOES_NOT_EXIST", 409: "RESOURCE_ALREADY_EXISTS", 429: "RATE_LIMITED",
+                 503: "BACKEND_UNAVAILABLE"}
 
 
 def _refuse_remote(uri: str) -> None:
@@ -289,8 +297,10 @@ class Metrics:
 
 
 def create_app(client: Client | None = None, *, max_json_bytes: int | None = None,
-               max_artifact_bytes: int | None = None) -> FastAPI:
-    """The whole server. `client` must be local; by default `Client()` from settings, built on first use."""
+               max_artifact_bytes: int | None = None, auth: bool | None = None,
+               rate_limit_per_minute: int | None = None) -> FastAPI:
+    """The whole server. `client` must be local; by default `Client()` from settings, built on first use.
+    `auth` (default `ARSENALE_AUTH`) requires a token or a dashboard login on every route but /health."""
     settings = get_settings()
     if client is None:
         _refuse_remote(settings.resolved_uri())
@@ -302,8 +312,17 @@ def create_app(client: Client | None = None, *, max_json_bytes: int | None = Non
     from arsenale import __version__
 
     app = FastAPI(title="Arsenale", version=__version__, docs_url="/docs", redoc_url=None,
-                  description="Experiment tracking, registry, serving and governance for ML models.")
+                  description="Experiment tracking, registry, serving and governance for ML models.",
+                  dependencies=[Depends(authorize)])
     app.state.client = client if client is not None else _LazyClient()
+    app.state.auth = None
+    if auth if auth is not None else settings.auth:
+        from arsenale.security.tokens import TokenService
+
+        key = settings.secret_key.encode() if settings.secret_key else secrets.token_bytes(32)
+        app.state.auth = AuthConfig(lambda: TokenService(app.state.client.audit.engine, "server"),
+                                    rate_per_minute=rate_limit_per_minute or settings.rate_limit_per_minute,
+                                    secret_key=key)
     app.state.max_json_bytes = json_limit  # also bounds what a gzip body may inflate to (OTLP)
     app.state.metrics_registry = registry = CollectorRegistry(auto_describe=True)
     # Read at scrape time through whatever client the app holds then (the lazy one is built on first use).
@@ -330,9 +349,14 @@ def create_app(client: Client | None = None, *, max_json_bytes: int | None = Non
     app.include_router(prompt_routes.router)
     app.include_router(metric_routes.router)
     app.include_router(trace_routes.router)
+    app.include_router(index_routes.router)
     app.include_router(otlp_routes.router)
+    app.include_router(token_routes.router)
+    app.include_router(retention_routes.router)
+    app.include_router(secret_routes.router)
+    app.include_router(login_routes.router)
 
-    @app.get("/health", tags=["operations"])
+    @app.get("/health", tags=["operations"], openapi_extra=PUBLIC)
     async def health(request: Request) -> Response:
         """200 when the metadata store answers a trivial query, 503 otherwise."""
         try:
@@ -352,8 +376,8 @@ def create_app(client: Client | None = None, *, max_json_bytes: int | None = Non
     return app
 
 
-def serve(host: str, port: int, client: Client | None = None) -> None:
+def serve(host: str, port: int, client: Client | None = None, *, auth: bool | None = None) -> None:
     """Run the server in this process until interrupted (one worker; scale out with replicas)."""
     import uvicorn
 
-    uvicorn.run(create_app(client), host=host, port=port, workers=1, log_level="warning")
+    uvicorn.run(create_app(client, auth=auth), host=host, port=port, workers=1, log_level="warning")

@@ -246,10 +246,10 @@ webhooks = Table(
     "webhooks",
     metadata,
     Column("webhook_id", String(32), primary_key=True),
-    Column("url", String(2000), nullable=False),
+    Column("url", Text, nullable=False),  # ciphertext ("enc:v1:…", security.secrets); plain in rows before 0015
     Column("events", Text, nullable=False),
     Column("model_name", String(MAX_NAME), nullable=True),
-    Column("secret", String(256), nullable=False),
+    Column("secret", Text, nullable=False),  # ciphertext too
     Column("active", Boolean, nullable=False),
     Column("creation_time", BigInteger, nullable=False),
 )
@@ -709,4 +709,79 @@ vector_index_versions = Table(
     Column("files", Text, nullable=False),
     Column("creation_time", BigInteger, nullable=False),
     Column("created_by", String(MAX_NAME), nullable=False),
+)
+
+# ---- security: API tokens ------------------------------------------------------------------------------------
+# A token is shown once; only a salted SHA-256 of its secret is kept (the secret is 256 random bits, so a slow
+# password hash would add latency to every request and no protection). `project` "*" is every project.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("name", String(MAX_NAME), nullable=False),
+    Column("project", String(MAX_NAME), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("salt", String(32), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("created_by", String(MAX_NAME), nullable=False),
+    Column("expires_at", BigInteger, nullable=True),
+    Column("revoked_at", BigInteger, nullable=True),
+    Column("last_used_at", BigInteger, nullable=True),
+)
+
+# ---- security: named secrets ---------------------------------------------------------------------------------
+# A secret's value is only ever stored as ciphertext (arsenale.security.secrets.SecretBox); `project` "*" is a
+# secret every project may use. No API returns the value: it is resolved in-process where it is needed.
+secrets = Table(
+    "secrets",
+    metadata,
+    Column("project", String(MAX_NAME), primary_key=True),
+    Column("name", String(MAX_NAME), primary_key=True),
+    Column("ciphertext", Text, nullable=False),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("created_by", String(MAX_NAME), nullable=False),
+    Column("update_time", BigInteger, nullable=False),
+    Column("updated_by", String(MAX_NAME), nullable=False),
+)
+
+# ---- security: retention and legal holds ---------------------------------------------------------------------
+# One policy per (project, kind); `project` "*" is every project (until resources carry a project, a named project
+# also applies to everything). The lease columns let one applier at a time work a policy.
+retention_policies = Table(
+    "retention_policies",
+    metadata,
+    Column("project", String(MAX_NAME), primary_key=True),
+    Column("kind", String(32), primary_key=True),
+    Column("max_age_seconds", BigInteger, nullable=False),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("created_by", String(MAX_NAME), nullable=False),
+    Column("update_time", BigInteger, nullable=False),
+    Column("updated_by", String(MAX_NAME), nullable=False),
+    Column("last_applied_at", BigInteger, nullable=True),
+    Column("lease_owner", String(MAX_NAME), nullable=True),
+    Column("lease_until", BigInteger, nullable=True),
+)
+
+# When retention first saw a run deleted: runs carry no deletion time, so its age is counted from here.
+retention_deleted_runs = Table(
+    "retention_deleted_runs",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("seen_at", BigInteger, nullable=False),
+)
+
+# A hold is active while released_at is null; released holds stay as history.
+legal_holds = Table(
+    "legal_holds",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("name", String(MAX_NAME), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_by", String(MAX_NAME), nullable=False),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("released_at", BigInteger, nullable=True),
+    Column("released_by", String(MAX_NAME), nullable=True),
+    Index("ix_legal_holds_version", "name", "version"),
 )
