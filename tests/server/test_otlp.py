@@ -109,6 +109,26 @@ def test_otlp_json_body_with_hex_ids_and_partial_success(live: tuple[LiveServer,
     assert (got.start_ns, got.end_ns) == (1700000000000000000, 1700000000000001000)
 
 
+def test_an_export_over_the_ingest_batch_is_stored_in_several(live: tuple[LiveServer, Client],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """An exporter's batch larger than one ingest call takes is split, not refused whole."""
+    from arsenale.llm import tracing
+    from arsenale.server.routers import otlp as otlp_routes
+
+    monkeypatch.setattr(tracing, "MAX_BATCH", 3)  # what one ingest call takes (the server is in this process)
+    monkeypatch.setattr(otlp_routes, "MAX_BATCH", 3)
+    server, local = live
+    trace_id = os.urandom(16).hex()
+    spans: list[dict[str, Any]] = [
+        {"traceId": trace_id, "spanId": os.urandom(8).hex(), "name": f"s{i}", "startTimeUnixNano": str(i + 1),
+         "endTimeUnixNano": str(i + 2)} for i in range(7)]
+    spans.append({"traceId": "bad", "spanId": os.urandom(8).hex(), "name": "bad", "startTimeUnixNano": "1"})
+    r = httpx.post(f"{server.url}/v1/traces", json=_json_body(trace_id, spans))
+    assert r.status_code == 200, r.text
+    assert r.json()["partialSuccess"]["rejectedSpans"] == "1"
+    assert len(local.traces.get(trace_id).spans) == 7
+
+
 def test_protobuf_partial_success(live: tuple[LiveServer, Client]) -> None:
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
         ExportTraceServiceRequest,

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 
 from arsenale.errors import InvalidInput
 from arsenale.llm import otlp
+from arsenale.llm.tracing import MAX_BATCH
 
 router = APIRouter(tags=["traces"])
 
@@ -78,7 +79,10 @@ async def _export(request: Request, content_type: str) -> Response:
     as_json = content_type == JSON
     spans = otlp.spans_from_json(body) if as_json else otlp.spans_from_protobuf(body)
     traces = request.app.state.client.traces
-    result = await run_in_threadpool(traces.ingest, spans) if spans else None
-    rejected = result.rejected if result else 0
-    message = "; ".join(result.errors) if result and result.errors else ""
+    rejected, errors = 0, []
+    for start in range(0, len(spans), MAX_BATCH):  # an exporter's large batch is stored in several
+        result = await run_in_threadpool(traces.ingest, spans[start:start + MAX_BATCH])
+        rejected += result.rejected
+        errors += result.errors
+    message = "; ".join(errors[:100])
     return Response(otlp.response(rejected, message, as_json), media_type=JSON if as_json else PROTOBUF)
