@@ -260,3 +260,29 @@ def test_timeline_buckets_cost_and_latency(client: Any) -> None:
     assert len(rows) == 1
     assert rows[0]["traces"] == 2 and rows[0]["cost"] == pytest.approx(0.75)
     assert rows[0]["p50_ms"] == pytest.approx(750)
+
+
+def test_sessions_summarise_their_traces(client: Any) -> None:
+    now = time.time_ns()
+    s = 10**9
+
+    def one(session: str | None, user: str, start: int, end: int, cost: float | None, error: bool = False) -> None:
+        attributes = {"user.id": user, **({"session.id": session} if session else {})}
+        client.traces.ingest([_span(_id(16), _id(8), None, "answer", start=start, end=end, cost=cost,
+                                    input_tokens=10, output_tokens=2, attributes=attributes,
+                                    status="ERROR" if error else "OK")])
+
+    one("chat-1", "ana", now - 50 * s, now - 49 * s, 0.25)
+    one("chat-1", "bo", now - 40 * s, now - 39 * s, None, error=True)
+    one("chat-2", "ana", now - 10 * s, now - 9 * s, 0.5)
+    one(None, "ana", now - 5 * s, now - 4 * s, 1.0)  # no session: not listed
+    one("old", "ana", now - 10**4 * s, now - 10**4 * s + s, 1.0)  # before `since`
+    got = client.traces.sessions(since="1h")
+    assert [x.session for x in got] == ["chat-2", "chat-1"]  # most recently active first
+    chat1 = got[1]
+    assert (chat1.traces, chat1.users, chat1.errors, chat1.input_tokens, chat1.output_tokens) == (2, 2, 1, 20, 4)
+    assert chat1.cost == pytest.approx(0.25) and chat1.first_ns == now - 50 * s and chat1.last_ns == now - 39 * s
+    assert [x.session for x in client.traces.sessions(since="1h", limit=1)] == ["chat-2"]
+    for bad in ({"limit": 0}, {"limit": 10**6}, {"limit": "3"}, {"since": "yesterday-ish"}):
+        with pytest.raises(InvalidInput):
+            client.traces.sessions(**bad)

@@ -52,6 +52,10 @@ def test_list_filters_and_shows_cost_and_latency(tmp_path: Path) -> None:
     assert "$9" in r.text and "100.0 ms" in r.text
     assert 'id="traces-timeline"' in r.text and re.search(r'<tr class="bucket">.*?<td class="num">2</td>', r.text,
                                                           re.DOTALL)
+    # Sessions of the last day, each linking to its traces; a hostile session name is shown as text.
+    sessions = re.findall(r'<tr class="session"><td><a href="/traces\?session=([^"]+)">', r.text)
+    assert sorted(sessions) == sorted(["s-1", "%3Cscript%3Ealert%281%29%3C%2Fscript%3E"])
+    assert re.search(r'<tr class="session">.*?>s-1</a></td>\s*<td class="num">1</td>', r.text, re.DOTALL)
     r = http.get("/traces", params={"min_cost": "5"})
     assert re.findall(r'<tr data-trace="([0-9a-f]{32})">', r.text) == [dear]
     r = http.get("/traces", params={"session": "s-1"})

@@ -16,6 +16,7 @@ from arsenale.llm.tracing import (
     IngestResult,
     Price,
     Score,
+    SessionSummary,
     Trace,
     TracePage,
     check_price,
@@ -28,6 +29,7 @@ __all__ = ["TraceClient"]
 _PATH = "/api/v1/traces"
 _PRICES = TypeAdapter(builtins.list[Price])
 _TIMELINE = TypeAdapter(builtins.list[dict[str, Any]])
+_SESSIONS = TypeAdapter(builtins.list[SessionSummary])
 
 
 def _time(value: Any) -> Any:
@@ -78,6 +80,12 @@ class TraceClient:
 
     def prices(self) -> builtins.list[Price]:
         return _PRICES.validate_json(self.transport.request("GET", f"{_PATH}/prices").content)
+
+    def sessions(self, since: Any = "7d", limit: int = 100) -> builtins.list[SessionSummary]:
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise InvalidInput("limit must be an integer", field="limit")
+        params = {"since": _time(since), "limit": limit}
+        return _SESSIONS.validate_json(self.transport.request("GET", f"{_PATH}/sessions", params=params).content)
 
     def timeline(self, since: Any = "7d", bucket: str = "1h") -> builtins.list[dict[str, Any]]:
         params = {"since": _time(since), "bucket": bucket}

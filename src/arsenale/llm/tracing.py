@@ -39,13 +39,14 @@ from arsenale.store import traces as sql
 from arsenale.store.db import read, write
 from arsenale.store.tables import MAX_NAME
 
-__all__ = ["IngestResult", "Price", "Score", "Span", "SpanEvent", "Trace", "TraceAPI", "TracePage", "TraceService",
-           "check_span", "cost_text", "duration_text", "span_tree"]
+__all__ = ["IngestResult", "Price", "Score", "SessionSummary", "Span", "SpanEvent", "Trace", "TraceAPI", "TracePage",
+           "TraceService", "check_span", "cost_text", "duration_text", "span_tree"]
 
 MAX_VALUE_CHARS = 16_384
 MAX_ATTRIBUTES = 128
 MAX_EVENTS = 128
 MAX_BATCH = 10_000
+MAX_SESSIONS = 1000  # sessions per listing
 MAX_LIMIT = 1000
 STATUSES = ("UNSET", "OK", "ERROR")
 SESSION_KEYS = ("session.id", "arsenale.session", "gen_ai.conversation.id")
@@ -132,6 +133,20 @@ class TracePage(BaseModel):
     next_page_token: str | None = None
 
 
+class SessionSummary(BaseModel):
+    """One session's traces at a glance (a conversation, or whatever `session=` groups)."""
+
+    session: str
+    traces: int
+    users: int
+    first_ns: int | None = None
+    last_ns: int | None = None
+    errors: int
+    input_tokens: int
+    output_tokens: int
+    cost: float | None = None
+
+
 class Price(BaseModel):
     model: str
     input_per_million: float
@@ -159,6 +174,7 @@ class TraceAPI(Protocol):
     def set_price(self, model: str, input_per_million: float, output_per_million: float) -> Price: ...
     def prices(self) -> builtins.list[Price]: ...
     def timeline(self, since: Any = "7d", bucket: str = "1h") -> builtins.list[dict[str, Any]]: ...
+    def sessions(self, since: Any = "7d", limit: int = 100) -> builtins.list[SessionSummary]: ...
 
 
 # ---- reading a span as stored -------------------------------------------------------------------------------
@@ -517,6 +533,17 @@ class TraceService:
     def prices(self) -> builtins.list[Price]:
         with read(self.engine) as conn:
             return [Price.model_validate(r, from_attributes=True) for r in sql.price_rows(conn)]
+
+    def sessions(self, since: Any = "7d", limit: int = 100) -> builtins.list[SessionSummary]:
+        """The sessions active since `since`, most recent first: traces, users, errors, tokens and cost."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_SESSIONS:
+            raise InvalidInput(f"limit must be an integer between 1 and {MAX_SESSIONS}", field="limit")
+        since_ns = _ns(since, "since") or 0
+        with read(self.engine) as conn:
+            rows = sql.sessions(conn, since_ns, limit)
+        return [SessionSummary(session=r.session, traces=r.traces, users=r.users, first_ns=r.first_ns,
+                               last_ns=r.last_ns, errors=int(r.errors or 0), input_tokens=int(r.input_tokens or 0),
+                               output_tokens=int(r.output_tokens or 0), cost=r.cost) for r in rows]
 
     def timeline(self, since: Any = "7d", bucket: str = "1h") -> builtins.list[dict[str, Any]]:
         """Per time bucket: traces started, their total cost and their median and p95 latency (ms)."""

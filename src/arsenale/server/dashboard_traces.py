@@ -46,7 +46,8 @@ def ns_time(ns: int | None) -> str:
 def traces_page(request: Request, page_token: str = "") -> Response:
     state = {k: request.query_params.get(k, "").strip() for k in FILTERS}
     traces = request.app.state.client.traces
-    context: dict[str, Any] = {"state": state, "page": None, "error": None, "timeline": [], "ms": duration_text,
+    context: dict[str, Any] = {"state": state, "page": None, "error": None, "timeline": [], "sessions": [],
+                               "ms": duration_text,
                                "cost": cost_text, "ns_time": ns_time, "page_token": page_token}
     status = 200
     try:
@@ -63,6 +64,7 @@ def traces_page(request: Request, page_token: str = "") -> Response:
             min_score=_float(state["min_score"], "min_score"), status=state["status"] or None,
             since=state["since"] or None, limit=50, page_token=page_token or None)
         context["timeline"] = traces.timeline(since="24h", bucket="1h")
+        context["sessions"] = traces.sessions(since="24h", limit=20)
     except InvalidInput as exc:
         context["error"] = exc.message
         status = exc.http_status

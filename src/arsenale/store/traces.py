@@ -156,3 +156,18 @@ def window(conn: Connection, since_ns: int, limit: int) -> Sequence[Any]:
     t = llm_traces.c
     return conn.execute(select(t.start_ns, t.end_ns, t.cost).where(t.spans > 0, t.start_ns >= since_ns)
                         .order_by(t.start_ns).limit(limit)).all()
+
+
+def sessions(conn: Connection, since_ns: int, limit: int) -> Sequence[Any]:
+    """Per session with a trace started since `since_ns`, most recently active first: traces, users, first
+    start, last end, errors, tokens and known cost (through the index on (session, start_ns))."""
+    t = llm_traces.c
+    last = func.max(func.coalesce(t.end_ns, t.start_ns))
+    return conn.execute(
+        select(t.session, func.count().label("traces"), func.count(t.user_id.distinct()).label("users"),
+               func.min(t.start_ns).label("first_ns"), last.label("last_ns"),
+               func.sum(case((t.status == "ERROR", 1), else_=0)).label("errors"),
+               func.sum(t.input_tokens).label("input_tokens"), func.sum(t.output_tokens).label("output_tokens"),
+               func.sum(t.cost).label("cost"))
+        .where(t.session.is_not(None), t.spans > 0, t.start_ns >= since_ns)
+        .group_by(t.session).order_by(last.desc(), t.session).limit(limit)).all()

@@ -21,7 +21,16 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from arsenale.errors import InvalidInput
-from arsenale.llm.tracing import IngestResult, Price, Score, Trace, TracePage, TraceService
+from arsenale.llm.tracing import (
+    MAX_SESSIONS,
+    IngestResult,
+    Price,
+    Score,
+    SessionSummary,
+    Trace,
+    TracePage,
+    TraceService,
+)
 from arsenale.server.routers import API_PREFIX, parse_json, render
 
 router = APIRouter(prefix=f"{API_PREFIX}/traces", tags=["traces"])
@@ -97,6 +106,11 @@ def set_price(model: str, body: SetPrice, traces: Traces) -> Response:
 @router.get("/timeline", response_model=list[dict[str, Any]])
 def timeline(traces: Traces, since: str = "7d", bucket: str = "1h") -> Response:
     return render(traces.timeline(since=since, bucket=bucket))
+
+
+@router.get("/sessions", response_model=list[SessionSummary])
+def sessions(traces: Traces, since: str = "7d", limit: int = Query(100, ge=1, le=MAX_SESSIONS)) -> Response:
+    return render(traces.sessions(since=since, limit=limit))
 
 
 @router.get("/{trace_id}", response_model=Trace)
