@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -101,14 +100,6 @@ def test_one_model_per_process_shared_by_threads(emb: embedders.LocalEmbedder) -
     with ThreadPoolExecutor(4) as pool:
         outs = list(pool.map(lambda i: embedders.local()(texts), range(8)))
     assert all(np.allclose(o, expected, atol=1e-5) for o in outs)
-
-
-@pytest.fixture
-def store(store_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Client:
-    monkeypatch.setenv("ARSENALE_URI", store_uri)
-    monkeypatch.setenv("ARSENALE_ARTIFACTS", str(tmp_path / "artifacts"))
-    vectors._loaded.clear()
-    return ars.get_client()
 
 
 KB = [{"id": "refund", "text": "Refunds are paid back to your card within five business days."},

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-import arsenale as ars
 from arsenale.errors import BackendUnavailable, IntegrityError, InvalidInput
 from arsenale.llm import pgvector, pgvector_local, vectors
 from arsenale.llm.vectors import VectorIndex, hashing_embedder
@@ -42,15 +41,6 @@ def pgvector_dsn() -> Iterator[str]:
         pgvector.close_connections()
         pgvector_local.stop(proc, timeout=30)
         shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture
-def store(store_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Client:
-    monkeypatch.setenv("ARSENALE_URI", store_uri)
-    monkeypatch.setenv("ARSENALE_ARTIFACTS", str(tmp_path / "artifacts"))
-    vectors._loaded.clear()
-    vectors._graphs.clear()
-    return ars.get_client()
 
 
 def _tables(dsn: str) -> set[str]:

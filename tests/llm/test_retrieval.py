@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,7 +15,6 @@ import pytest
 import arsenale as ars
 from arsenale.errors import InvalidInput, NotFound
 from arsenale.llm import retrieval as rt
-from arsenale.llm import vectors
 from arsenale.llm.vectors import VectorIndex, hashing_embedder
 from arsenale.platform import Client
 
@@ -29,15 +27,6 @@ QUESTIONS = ["apple banana cherry", "grape honey", "apple", "banana"]
 RELEVANT = [["a"], ["d", "c"], ["a"], ["c"]]
 NDCG_Q2 = 1 / (1 + 1 / math.log2(3))  # d found at rank 1, c missed: DCG 1, ideal DCG 1 + 1/log2(3)
 NDCG_Q3 = 1 / math.log2(3)  # a found at rank 2
-
-
-@pytest.fixture
-def store(store_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Client:
-    monkeypatch.setenv("ARSENALE_URI", store_uri)
-    monkeypatch.setenv("ARSENALE_ARTIFACTS", str(tmp_path / "artifacts"))
-    vectors._loaded.clear()
-    vectors._graphs.clear()
-    return ars.get_client()
 
 
 @pytest.fixture

@@ -22,15 +22,6 @@ DOCS: list[dict[str, Any]] = [{"id": "refund", "text": "Refunds take five busine
         {"id": "pwd", "text": "Reset your password from the login page."}]
 
 
-@pytest.fixture
-def store(store_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Client:
-    monkeypatch.setenv("ARSENALE_URI", store_uri)
-    monkeypatch.setenv("ARSENALE_ARTIFACTS", str(tmp_path / "artifacts"))
-    vectors._loaded.clear()  # each test starts cold: nothing loaded or built by an earlier one
-    vectors._graphs.clear()
-    return ars.get_client()
-
-
 def _state(index: VectorIndex) -> list[Any]:
     return index.versions()
 
