@@ -266,8 +266,9 @@ def test_a_webhook_that_times_out_is_retried_and_recorded_while_the_monitor_runs
     (alert,) = run.alerts
     assert run.alert_error is None and alert.status == "firing"
     (pending,) = alert.deliveries  # recorded before anything was sent
+    origin = receiver.url.rsplit("/", 1)[0]  # the path of a webhook URL may hold its token: never shown
     assert (pending["status"], pending["event"], pending["channel"]) == ("pending", "firing",
-                                                                         f"webhook:{receiver.url}")
+                                                                         f"webhook:{origin}/…")
     assert [d.status for d in notifier.deliveries()] == ["pending"]  # still trying: the run did not wait
 
     later = env.run(2, drifted=False)  # the monitor keeps running meanwhile
@@ -436,3 +437,36 @@ def test_a_failing_monitor_does_not_stop_pipelines_nor_the_reverse(env: Env,
     assert by_kind["monitor"].status == "error"
     assert "inference log unreadable" in (by_kind["monitor"].error or "")
     assert _lease(env.monitors) == (next_tick("*/10 * * * *", again), None, None)  # released, moved on
+
+
+def test_channel_urls_are_encrypted_at_rest_and_shown_redacted(env: Env) -> None:
+    """A webhook URL often carries its token: it is stored encrypted, delivered in full, and shown (API,
+    audit trail, delivery records) as scheme://host/… only; `arsenale secrets rotate` re-encrypts it."""
+    import sqlalchemy as sa
+
+    from arsenale.monitoring.alerting import _alert_rule
+    from arsenale.security.secrets import SecretBox, rotate_all
+    from arsenale.store import tables as t
+
+    url = "https://hooks.example/services/T000/B000/s3cr3t-token"
+    alerts = env.monitors.alerts
+    rule = alerts.add_rule("bc-api", "rows > 1", notify=[f"slack:{url}", "log"])
+    assert rule.notify == ["slack:https://hooks.example/…", "log"] == alerts.get_rule(rule.id).notify
+    with env.monitors.engine.connect() as conn:
+        stored = conn.execute(sa.select(t.alert_rules.c.notify).where(t.alert_rules.c.id == rule.id)).scalar_one()
+    assert stored.startswith("enc:v1:") and "s3cr3t" not in stored
+    details = [e.details for e in env.store.audit.entries(entity_type="alert_rule")]
+    assert "s3cr3t" not in str(details) and "hooks.example/…" in str(details)
+    with env.monitors.engine.connect() as conn:  # what the notifier is given: the URL in full
+        row = conn.execute(sa.select(t.alert_rules).where(t.alert_rules.c.id == rule.id)).one()
+    assert _alert_rule(row, alerts.box).notify == [f"slack:{url}", "log"]
+    from arsenale.config import get_settings
+    from arsenale.security.secrets import _load_keys, new_key
+
+    keys, _ = _load_keys(get_settings())
+    rotated = SecretBox([new_key(), *keys])
+    report = rotate_all(env.monitors.engine, rotated)
+    assert report.reencrypted["alert_rules.notify"] == 1
+    with env.monitors.engine.connect() as conn:
+        row = conn.execute(sa.select(t.alert_rules).where(t.alert_rules.c.id == rule.id)).one()
+    assert row.notify != stored and _alert_rule(row, rotated).notify == [f"slack:{url}", "log"]

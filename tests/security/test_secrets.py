@@ -233,9 +233,10 @@ def test_rotation_reencrypts_everything_then_old_key_can_go(store_uri: str, monk
     monkeypatch.setenv("ARSENALE_ENCRYPTION_KEY", f"{new},{old}")
     rotated = Client(store_uri, artifacts=str(tmp_path / "artifacts"), actor="alice")
     report = rotated.secrets.rotate()
-    assert report.reencrypted == {"secrets.ciphertext": 2, "webhooks.url": 2, "webhooks.secret": 2}
+    assert report.reencrypted == {"secrets.ciphertext": 2, "webhooks.url": 2, "webhooks.secret": 2,
+                                  "alert_rules.notify": 0}
     assert rotated.secrets.rotate().reencrypted == {"secrets.ciphertext": 0, "webhooks.url": 0,
-                                                    "webhooks.secret": 0}
+                                                    "webhooks.secret": 0, "alert_rules.notify": 0}
     with rotated.secrets.engine.connect() as conn:
         hooks = conn.execute(sa.select(t.webhooks)).all()
     assert all(h.url.startswith(ENCRYPTED_PREFIX) and h.secret.startswith(ENCRYPTED_PREFIX) for h in hooks)

@@ -139,7 +139,8 @@ def test_http_client_has_the_same_methods(local: Client, store_uri: str) -> None
         assert (info.name, info.project, info.created_by) == ("S3_SECRET_KEY", "fraud", "admin-on-the-box")
         assert [s.name for s in remote.list()] == ["S3_SECRET_KEY"]
         assert remote.get("S3_SECRET_KEY", project="fraud").project == "fraud"
-        assert remote.rotate().reencrypted == {"secrets.ciphertext": 0, "webhooks.url": 0, "webhooks.secret": 0}
+        assert remote.rotate().reencrypted == {"secrets.ciphertext": 0, "webhooks.url": 0, "webhooks.secret": 0,
+                                               "alert_rules.notify": 0}
         with pytest.raises(Forbidden, match="no API returns"):
             remote.resolve("S3_SECRET_KEY")
         with pytest.raises(NotFound):

@@ -70,18 +70,31 @@ def _check_id(value: Any, what: str) -> int:
     return value
 
 
-def _rule_info(row: Any) -> AlertRuleInfo:
+def redact_channel(entry: str) -> str:
+    """A channel as the API, the audit trail and delivery records show it: `webhook:https://host/…`. The
+    path and query of a webhook URL often hold its token."""
+    from arsenale.registry.webhooks import redact_url
+
+    kind, sep, url = entry.partition(":")
+    return f"{kind}:{redact_url(url)}" if sep and kind in ("webhook", "slack") else entry
+
+
+def _channels(row: Any, box: Any) -> list[str]:
+    """A rule's channels, decrypted (rules stored before encryption read as they are)."""
+    return json.loads(box.reveal(row.notify, what=f"the channels of alert rule {row.id}")) if row.notify else []
+
+
+def _rule_info(row: Any, box: Any) -> AlertRuleInfo:
     return AlertRuleInfo(id=row.id, name=row.name, monitor=row.monitor, when=row.expression,
-                         notify=json.loads(row.notify), trigger_pipeline=row.trigger_pipeline,
+                         notify=[redact_channel(c) for c in _channels(row, box)], trigger_pipeline=row.trigger_pipeline,
                          severity=row.severity, enabled=bool(row.enabled),
                          state=json.loads(row.state) if row.state else None,
                          creation_time=row.creation_time, created_by=row.created_by)
 
 
-def _alert_rule(row: Any) -> AlertRule:
+def _alert_rule(row: Any, box: Any) -> AlertRule:
     """The pure rule the evaluator and notifier work with (validated again: a row is input like any other)."""
-    return AlertRule(row.name, row.monitor, parse_rule(row.expression), json.loads(row.notify),
-                     severity=row.severity)
+    return AlertRule(row.name, row.monitor, parse_rule(row.expression), _channels(row, box), severity=row.severity)
 
 
 def _alert(row: Any) -> Alert:
@@ -93,7 +106,7 @@ def _alert(row: Any) -> Alert:
 
 
 def _pending(notify: Iterable[str], event: str, now: int) -> list[dict[str, Any]]:
-    return [{"channel": entry, "event": event, "status": "pending", "attempts": 0, "response_code": None,
+    return [{"channel": redact_channel(entry), "event": event, "status": "pending", "attempts": 0, "response_code": None,
              "last_error": None, "queued_at": now, "finished_at": None} for entry in notify]
 
 
@@ -116,6 +129,16 @@ class AlertService:
         self.notifier = notifier if notifier is not None else Notifier()
         self._pipelines = pipelines
         self._evaluator = Evaluator()
+        self._box: Any = None
+
+    @property
+    def box(self) -> Any:
+        """Encrypts the rules' channels at rest (webhook URLs carry tokens); built on first use."""
+        if self._box is None:
+            from arsenale.security.secrets import SecretBox
+
+            self._box = SecretBox.from_settings()
+        return self._box
 
     # ---- rules -----------------------------------------------------------------------------------
 
@@ -147,12 +170,13 @@ class AlertService:
             if sql.find_rule(conn, monitor, rule.name) is not None:
                 raise Conflict(f"monitor {monitor!r} already has a rule named {rule.name!r}", field="name")
             rule_id = sql.insert_rule(conn, name=rule.name, monitor=monitor, expression=str(condition),
-                                      notify=json.dumps(rule.notify), trigger_pipeline=ref,
+                                      notify=self.box.encrypt(json.dumps(rule.notify)), trigger_pipeline=ref,
                                       severity=rule.severity, state=None, enabled=True, creation_time=now,
                                       created_by=self.actor)
             audit_append(conn, AuditRecord(self.actor, "alert.rule.create", "alert_rule", str(rule_id),
                                            {"monitor": monitor, "name": rule.name, "when": str(condition),
-                                            "notify": rule.notify, "trigger_pipeline": ref,
+                                            "notify": [redact_channel(c) for c in rule.notify],
+                                            "trigger_pipeline": ref,
                                             "severity": rule.severity}), now)
         return self.get_rule(rule_id)
 
@@ -162,7 +186,7 @@ class AlertService:
             row = sql.get_rule(conn, rule_id)
         if row is None:
             raise NotFound(f"no alert rule with id {rule_id}", field="id")
-        return _rule_info(row)
+        return _rule_info(row, self.box)
 
     def list_rules(self, monitor: str | None = None) -> list[AlertRuleInfo]:
         """Every rule, or `monitor`'s (NotFound for a monitor that does not exist)."""
@@ -171,7 +195,7 @@ class AlertService:
                 check_monitor_name(monitor)
                 if monitors_sql.get_monitor(conn, monitor) is None:
                     raise NotFound(f"no monitor named {monitor!r}", field="monitor")
-            return [_rule_info(r) for r in sql.list_rules(conn, monitor)]
+            return [_rule_info(r, self.box) for r in sql.list_rules(conn, monitor)]
 
     def delete_rule(self, rule_id: int) -> None:
         """The rule and its alerts (the audit trail keeps their record)."""
@@ -228,7 +252,7 @@ class AlertService:
             report: dict[str, Any] | None = None
             for row in rules:
                 try:
-                    rule = _alert_rule(row)
+                    rule = _alert_rule(row, self.box)
                     state = AlertState.from_json(row.state) if row.state else None
                     new_state, events = self._evaluator.evaluate(rule, values, stored.window_end, state)
                 except ArsenaleError as exc:  # a damaged row must not keep the monitor's other rules silent
@@ -317,12 +341,13 @@ class AlertService:
             if row is None:  # deleted with its rule or monitor meanwhile
                 return
             deliveries = json.loads(row.deliveries)
+            channel = redact_channel(entry)
             for d in deliveries:
-                if d.get("channel") == entry and d.get("event") == event and d.get("status") == "pending":
+                if d.get("channel") == channel and d.get("event") == event and d.get("status") == "pending":
                     d.update(outcome)
                     break
             else:
-                deliveries.append({"channel": entry, "event": event, **outcome})
+                deliveries.append({"channel": channel, "event": event, **outcome})
             sql.update_alert(conn, alert_id, deliveries=json.dumps(deliveries))
 
     def _pipeline_service(self) -> PipelineService:

@@ -230,6 +230,7 @@ def encrypted_column(table: sa.Table, column: str, label: str) -> None:
 encrypted_column(t.secrets, "ciphertext", "secret {name!r} (project {project!r})")
 encrypted_column(t.webhooks, "url", "the URL of webhook {webhook_id}")
 encrypted_column(t.webhooks, "secret", "the signing secret of webhook {webhook_id}")
+encrypted_column(t.alert_rules, "notify", "the channels of alert rule {id}")
 
 
 class RotationReport(BaseModel):
