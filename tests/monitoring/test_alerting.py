@@ -470,3 +470,25 @@ def test_channel_urls_are_encrypted_at_rest_and_shown_redacted(env: Env) -> None
     with env.monitors.engine.connect() as conn:
         row = conn.execute(sa.select(t.alert_rules).where(t.alert_rules.c.id == rule.id)).one()
     assert row.notify != stored and _alert_rule(row, rotated).notify == [f"slack:{url}", "log"]
+
+
+def test_a_channel_can_name_a_stored_secret(env: Env, receiver: Receiver) -> None:  # noqa: F811
+    """`webhook:secret:NAME` keeps the URL in the secrets store: read when the alert goes out, so rotating
+    the webhook is one `arsenale secrets set`; a missing secret is a failed delivery, never a crash."""
+    notifier = env.notifier()
+    env.store.secrets.set("ONCALL_HOOK", receiver.url)
+    alerts = env.monitors.alerts
+    rule = alerts.add_rule("bc-api", "drift_share > 0.3", notify=["webhook:secret:ONCALL_HOOK",
+                                                                   "slack:secret:NOT_THERE", "log"])
+    assert rule.notify == ["webhook:secret:ONCALL_HOOK", "slack:secret:NOT_THERE", "log"]
+    run = env.run(1, drifted=True)
+    (alert,) = run.alerts
+    assert notifier.flush(timeout=10)
+    assert len(receiver.requests) == 1 and json.loads(receiver.requests[0].body)["status"] == "firing"
+    outcomes = {d["channel"]: (d["status"], d["last_error"]) for d in alerts.get_alert(alert.id).deliveries}
+    assert outcomes["webhook:secret:ONCALL_HOOK"] == ("delivered", None)
+    assert outcomes["log"] == ("delivered", None)
+    status, error = outcomes["slack:secret:NOT_THERE"]
+    assert status == "failed" and "NotFound" in error and "NOT_THERE" in error
+    with pytest.raises(InvalidInput, match="secret's name"):
+        alerts.add_rule("bc-api", "rows > 1", notify=["webhook:secret:../x"])

@@ -29,18 +29,21 @@ import json
 import logging
 import math
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine
 
 from arsenale.errors import ArsenaleError, Conflict, InvalidInput, NotFound
 from arsenale.monitoring.alerts import (
+    SECRET_REF,
     AlertEvent,
     AlertRule,
     AlertState,
     Delivery,
     Evaluator,
     Notifier,
+    _channel,
     parse_rule,
 )
 from arsenale.monitoring.models import LLM_REFERENCE, Alert, AlertRuleInfo, MonitorRun, check_monitor_name
@@ -76,7 +79,9 @@ def redact_channel(entry: str) -> str:
     from arsenale.registry.webhooks import redact_url
 
     kind, sep, url = entry.partition(":")
-    return f"{kind}:{redact_url(url)}" if sep and kind in ("webhook", "slack") else entry
+    if not sep or kind not in ("webhook", "slack") or url.startswith(SECRET_REF):  # a secret's name is no secret
+        return entry
+    return f"{kind}:{redact_url(url)}"
 
 
 def _channels(row: Any, box: Any) -> list[str]:
@@ -315,12 +320,34 @@ class AlertService:
 
     # ---- after the commit: notifications and pipelines -------------------------------------------
 
+    def _resolve(self, entry: str) -> str:
+        """`webhook:secret:NAME` with the stored secret's URL; any other channel as it is."""
+        kind, _, rest = entry.partition(":")
+        if not rest.startswith(SECRET_REF):
+            return entry
+        from arsenale.security.secrets import SecretService
+
+        return f"{kind}:{SecretService(self.engine, self.actor).resolve(rest[len(SECRET_REF):])}"
+
     def _notify(self, alert_id: int, rule: AlertRule, event: AlertEvent) -> None:
         if not rule.notify:
             return
+        original: dict[str, str] = {}  # the channel sent to -> the channel as the rule names it
+        for entry in rule.notify:
+            try:
+                resolved = self._resolve(entry)
+                _channel(resolved)  # a secret's value must be a channel URL like any other
+                original[resolved] = entry
+            except ArsenaleError as exc:  # a missing secret, a key that cannot open it: recorded, not raised
+                self._record_delivery(alert_id, event.status, entry, {
+                    "status": "failed", "last_error": f"{type(exc).__name__}: {exc.message}",
+                    "finished_at": now_ms()})
+        if not original:
+            return
+        rule = replace(rule, notify=list(original))
 
         def done(entry: str, delivery: Delivery) -> None:
-            self._record_delivery(alert_id, event.status, entry, {
+            self._record_delivery(alert_id, event.status, original.get(entry, entry), {
                 "status": delivery.status, "attempts": delivery.attempts,
                 "response_code": delivery.response_code, "last_error": delivery.last_error,
                 "finished_at": now_ms()})
@@ -330,7 +357,7 @@ class AlertService:
         except Exception as exc:  # noqa: BLE001 - e.g. no thread can start at shutdown: record, do not raise
             log.error("alerts: %s of alert %s could not be queued: %s", event.status, alert_id, exc)
             for entry in rule.notify:
-                self._record_delivery(alert_id, event.status, entry, {
+                self._record_delivery(alert_id, event.status, original.get(entry, entry), {
                     "status": "failed", "last_error": f"not queued: {type(exc).__name__}: {exc}",
                     "finished_at": now_ms()})
 

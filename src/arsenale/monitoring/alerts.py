@@ -28,6 +28,7 @@ import json
 import logging
 import math
 import queue
+import re
 import threading
 import time
 import weakref
@@ -225,6 +226,10 @@ def _is_metric(text: Any) -> bool:
     return s.pos == len(text)
 
 
+SECRET_REF = "secret:"
+_SECRET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
 def _channel(entry: Any) -> tuple[str, str]:
     """`("webhook"|"slack", url)` or `("log", "")`, validated."""
     if entry == "log":
@@ -235,6 +240,11 @@ def _channel(entry: Any) -> tuple[str, str]:
     kind, url = entry.split(":", 1)
     if kind not in ("webhook", "slack"):
         raise InvalidInput(f"unknown notify channel {kind!r:.40}: use webhook:, slack: or log", field="notify")
+    if url.startswith(SECRET_REF):  # the URL is a stored secret, read when a notification leaves
+        if not _SECRET_NAME.fullmatch(url[len(SECRET_REF):]):
+            raise InvalidInput(f"{kind}:secret:NAME needs a secret's name (letters, digits, '.', '_', '-'), got "
+                               f"{url[len(SECRET_REF):]!r:.60}", field="notify")
+        return kind, url
     if len(url) > 2000 or any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
         raise InvalidInput(f"{kind} URL must be under 2000 characters without spaces or control characters",
                            field="notify")
