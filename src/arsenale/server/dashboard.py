@@ -428,5 +428,7 @@ def install(app: FastAPI) -> None:
     dashboard_traces.install(app)
     from arsenale.server import dashboard_prompts  # the prompt registry's pages, likewise
     dashboard_prompts.install(app)
+    from arsenale.server import dashboard_indexes  # vector indexes and evaluation runs, likewise
+    dashboard_indexes.install(app)
     from arsenale.server import dashboard_security  # tokens, secrets, retention, likewise
     dashboard_security.install(app)

@@ -75,5 +75,3 @@ def prompt_page(request: Request, name: str, version: str = "", a: str = "", b: 
 
 def install(app: FastAPI) -> None:
     app.include_router(router)
-    from arsenale.server import dashboard_indexes  # vector indexes and evaluations, the rest of the LLM pages
-    dashboard_indexes.install(app)
