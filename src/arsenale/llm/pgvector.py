@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from arsenale.errors import BackendUnavailable, IntegrityError, InvalidInput, NotFound
+from arsenale.store.db import hide_password
 
 __all__ = ["EF_SEARCH", "HNSW_EF_CONSTRUCTION", "HNSW_M", "MAX_INDEXED_DIM", "MissingTable", "check_dsn",
            "checked_table", "close_connections", "ensure_table", "search", "search_batch", "table_name"]
@@ -69,10 +70,6 @@ def checked_table(name: Any) -> str:
     return name
 
 
-def _redacted(dsn: str) -> str:
-    return re.sub(r"//([^:@/]+):[^@/]*@", r"//\1:***@", dsn)
-
-
 @contextmanager
 def _connection(dsn: str) -> Iterator[Any]:
     """One connection per DSN, process and thread, reused (a connection per search would cost more than the
@@ -86,7 +83,7 @@ def _connection(dsn: str) -> Iterator[Any]:
         try:
             conn = psycopg.connect(dsn, connect_timeout=5)
         except psycopg.Error as exc:
-            raise BackendUnavailable(f"cannot connect to the pgvector database {_redacted(dsn)}: "
+            raise BackendUnavailable(f"cannot connect to the pgvector database {hide_password(dsn)}: "
                                      f"{str(exc).strip()[:300]}") from None
         with _lock:
             _connections[key] = conn
@@ -94,7 +91,7 @@ def _connection(dsn: str) -> Iterator[Any]:
         yield conn
     except psycopg.OperationalError as exc:
         conn.close()
-        raise BackendUnavailable(f"the pgvector database {_redacted(dsn)} failed: "
+        raise BackendUnavailable(f"the pgvector database {hide_password(dsn)} failed: "
                                  f"{str(exc).strip()[:300]}") from None
     except BaseException:
         if not conn.closed:
@@ -143,7 +140,7 @@ def ensure_table(dsn: str, vectors: np.ndarray, digest: str, metric: str) -> str
             conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
         except psycopg.Error as exc:
             conn.rollback()
-            raise BackendUnavailable(f"the database {_redacted(dsn)} has no pgvector extension "
+            raise BackendUnavailable(f"the database {hide_password(dsn)} has no pgvector extension "
                                      f"(CREATE EXTENSION vector failed: {str(exc).strip()[:200]})") from None
         ident = sql.Identifier(table)
         try:

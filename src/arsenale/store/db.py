@@ -85,7 +85,7 @@ def get_engine(uri: str) -> Engine:
                     upgrade_if_needed(engine)
             except OperationalError as exc:
                 engine.dispose()
-                raise BackendUnavailable(f"cannot reach the metadata store at {_redact(url)}: {exc.orig}") from exc
+                raise BackendUnavailable(f"cannot reach the metadata store at {hide_password(url)}: {exc.orig}") from exc
             _ENGINES[key] = engine
         return engine
 
@@ -114,7 +114,8 @@ def dispose_all() -> None:
         _ENGINES.clear()
 
 
-def _redact(url: str) -> str:
+def hide_password(url: str) -> str:
+    """A database URL with its password masked, for messages."""
     return make_url(url).render_as_string(hide_password=True)
 
 
