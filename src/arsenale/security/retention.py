@@ -41,7 +41,6 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -56,7 +55,7 @@ from arsenale.store import tables as t
 from arsenale.store.artifacts import ArtifactStore
 from arsenale.store.audit import AuditRecord, acting_as
 from arsenale.store.audit import append as audit_append
-from arsenale.store.db import read, write
+from arsenale.store.db import in_chunks, read, write
 from arsenale.units import format_duration, parse_duration
 
 __all__ = ["KINDS", "ApplyReport", "PolicyResult", "RetentionPolicy", "RetentionService", "any_due"]
@@ -133,11 +132,6 @@ def _epoch_ms(now: int | datetime | None) -> int:
     if isinstance(now, bool) or not isinstance(now, int) or not 0 <= now <= MAX_NOW_MS:
         raise InvalidInput("now must be epoch milliseconds (before year 2255) or a datetime", field="now")
     return now
-
-
-def _chunks(items: Sequence[Any], n: int = _IN) -> Iterable[Sequence[Any]]:
-    for i in range(0, len(items), n):
-        yield items[i:i + n]
 
 
 def any_due(engine: Engine, now: int, every_seconds: float = DEFAULT_EVERY_SECONDS) -> bool:
@@ -292,7 +286,7 @@ class RetentionService:
                                                   .limit(self.max_items + 1))]
                 remaining = len(ids) > self.max_items
                 ids = ids[:self.max_items]
-                for chunk in _chunks(ids):
+                for chunk in in_chunks(ids):
                     counts["traces"] += len(chunk)
                     counts["spans"] += self._count(conn, t.llm_spans, t.llm_spans.c.trace_id.in_(chunk))
                     counts["scores"] += self._count(conn, t.llm_scores, t.llm_scores.c.trace_id.in_(chunk))
@@ -339,7 +333,7 @@ class RetentionService:
                 remaining = len(ids) > self.max_items
                 ids = ids[:self.max_items]
                 digests: dict[str, int] = {}
-                for chunk in _chunks(ids):
+                for chunk in in_chunks(ids):
                     for d, size in conn.execute(sa.select(t.artifacts.c.digest, t.artifacts.c.size)
                                                 .where(t.artifacts.c.run_id.in_(chunk))):
                         counts["artifacts"] += 1
@@ -393,7 +387,7 @@ class RetentionService:
         """The digests nothing references any more (runs in `purged_runs` do not count)."""
         art = t.artifacts.c
         used: set[str] = set()
-        for chunk in _chunks(digests):
+        for chunk in in_chunks(digests):
             used.update(d for d, run in conn.execute(sa.select(art.digest, art.run_id).where(art.digest.in_(chunk)))
                         if run not in purged_runs)
             for col in _EXACT_REFS:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -112,6 +113,15 @@ def dispose_all() -> None:
         for engine in _ENGINES.values():
             engine.dispose()
         _ENGINES.clear()
+
+
+IN_LIST = 400  # values per IN (...) list: far below SQLite's bound-parameter limit
+
+
+def in_chunks(items: Sequence[Any], n: int = IN_LIST) -> Iterator[Sequence[Any]]:
+    """`items` in slices of at most `n`, for IN lists and batched statements."""
+    for i in range(0, len(items), n):
+        yield items[i:i + n]
 
 
 def hide_password(url: str) -> str:

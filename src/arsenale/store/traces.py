@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
+from arsenale.store.db import in_chunks
 from arsenale.store.tables import llm_prices, llm_scores, llm_spans, llm_traces
-
-_CHUNK = 400  # rows per IN list: far below SQLite's bound-parameter limit
 
 
 def _insert(conn: Connection, table: Any) -> Any:
     return (postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table))
-
-
-def _chunks(items: Sequence[Any], n: int = _CHUNK) -> Iterable[Sequence[Any]]:
-    for i in range(0, len(items), n):
-        yield items[i:i + n]
 
 
 def ensure_traces(conn: Connection, trace_ids: Sequence[str]) -> None:
@@ -42,7 +36,7 @@ def roll_up(conn: Connection, trace_ids: Sequence[str], identity: Mapping[str, M
     root span says (name, attributes); `identity` sets a trace's session, user and prompt where given."""
     s = llm_spans.c
     updates: dict[str, dict[str, Any]] = {}
-    for chunk in _chunks(trace_ids):
+    for chunk in in_chunks(trace_ids):
         agg = select(s.trace_id, func.min(s.start_ns), func.max(s.end_ns), func.count(),
                      func.sum(s.input_tokens), func.sum(s.output_tokens), func.sum(s.cost), func.count(s.cost),
                      func.sum(case((s.status == "ERROR", 1), else_=0))
@@ -102,7 +96,7 @@ def get_spans(conn: Connection, trace_id: str) -> Sequence[Any]:
 
 def get_scores(conn: Connection, trace_ids: Sequence[str]) -> Sequence[Any]:
     out: list[Any] = []
-    for chunk in _chunks(trace_ids):
+    for chunk in in_chunks(trace_ids):
         out += conn.execute(select(llm_scores).where(llm_scores.c.trace_id.in_(chunk))
                             .order_by(llm_scores.c.id)).all()
     return out

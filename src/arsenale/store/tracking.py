@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
 from operator import itemgetter
 from typing import Any
@@ -35,7 +35,7 @@ from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from arsenale.errors import Conflict, NotFound
 from arsenale.store import audit as audit_sql
 from arsenale.store.audit import AuditRecord
-from arsenale.store.db import read, write
+from arsenale.store.db import in_chunks, read, write
 from arsenale.store.search_sql import compile_filter, order_by_clauses
 from arsenale.store.tables import (
     artifacts,
@@ -152,11 +152,6 @@ def _upsert(conn: Connection, table: Any) -> Any:
     return (postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table))
 
 
-def _chunks(seq: Sequence[Any], n: int = _IN_CHUNK) -> Iterable[Sequence[Any]]:
-    for i in range(0, len(seq), n):
-        yield seq[i:i + n]
-
-
 class SqlTrackingStore:
     """Tracking rows in one SQL database, SQLite or PostgreSQL."""
 
@@ -188,7 +183,7 @@ class SqlTrackingStore:
     def _experiment_dicts(self, conn: Connection, rows: Sequence[Any]) -> list[dict[str, Any]]:
         ids = [r.experiment_id for r in rows]
         tag_map: dict[int, dict[str, str]] = {i: {} for i in ids}
-        for chunk in _chunks(ids):
+        for chunk in in_chunks(ids, _IN_CHUNK):
             for t in conn.execute(select(experiment_tags).where(experiment_tags.c.experiment_id.in_(chunk))):
                 tag_map[t.experiment_id][t.key] = t.value
         return [{**r._asdict(), "experiment_id": str(r.experiment_id), "tags": tag_map[r.experiment_id]}
@@ -265,7 +260,7 @@ class SqlTrackingStore:
         t_by: dict[str, dict[str, str]] = {i: {} for i in ids}
         m_by: dict[str, dict[str, float]] = {i: {} for i in ids}
         nan = math.nan
-        for chunk in _chunks(ids, 1000):
+        for chunk in in_chunks(ids, 1000):
             for rid, k, v in conn.execute(select(params.c.run_id, params.c.key, params.c.value)
                                           .where(params.c.run_id.in_(chunk))):
                 p_by[rid][k] = v
@@ -326,7 +321,7 @@ class SqlTrackingStore:
 
     def _insert_params(self, conn: Connection, run_id: str, new: dict[str, str]) -> None:
         keys = list(new)
-        existing = {r.key: r.value for chunk in _chunks(keys) for r in conn.execute(
+        existing = {r.key: r.value for chunk in in_chunks(keys, _IN_CHUNK) for r in conn.execute(
             select(params.c.key, params.c.value).where(params.c.run_id == run_id, params.c.key.in_(chunk)))}
         for k, v in existing.items():
             if new[k] != v:
@@ -336,7 +331,7 @@ class SqlTrackingStore:
         if fresh:
             conn.execute(_upsert(conn, params).on_conflict_do_nothing(), fresh)
             # A concurrent writer on PostgreSQL may have won the race with another value.
-            for chunk in _chunks([f["key"] for f in fresh]):
+            for chunk in in_chunks([f["key"] for f in fresh], _IN_CHUNK):
                 for r in conn.execute(select(params.c.key, params.c.value)
                                       .where(params.c.run_id == run_id, params.c.key.in_(chunk))):
                     if r.value != new[r.key]:
@@ -415,7 +410,7 @@ class SqlTrackingStore:
             p, t, m = _data_objects(pg)
             agg = func.json_object_agg if pg else func.json_group_object
             doc = agg(runs.c.run_id, (func.json_build_object if pg else func.json_object)("p", p, "t", t, "m", m))
-            for chunk in _chunks([r[0] for r in rows], 1000):
+            for chunk in in_chunks([r[0] for r in rows], 1000):
                 got = conn.execute(select(doc).where(runs.c.run_id.in_(chunk))).scalar()
                 data.update(json.loads(got) if isinstance(got, str) else got)
             return [_run_dict(r, data[r[0]]["p"], data[r[0]]["t"], data[r[0]]["m"]) for r in rows], more
