@@ -7,6 +7,12 @@ REST) or the dashboard's session cookie. What a route needs:
 - reads (GET, HEAD, and POSTs that only read, marked `openapi_extra=READ`) need `viewer`;
 - everything else needs `editor`; routes marked `openapi_extra=ADMIN` (tokens) need `admin`.
 
+Projects: a token made for one project confines every request it signs to that project (another project's
+ids read as 404, lists show only its own things, new things are created in it); a token for all projects
+(`*`) may name one with the `X-Arsenale-Project` header, else it sees everything and creates in `default`.
+What spans projects (the audit trail, delivery metrics, secrets, retention, `/metrics`, the dashboard's
+audit, delivery and security pages) needs a token for all projects.
+
 The principal's name goes into the audit trail (`token:<name>`) through `store.audit.acting_as`, so every
 entry a request writes names who made it. Requests are limited per token (a token bucket; 429 with
 `Retry-After`). A browser without credentials asking for a dashboard page is sent to `/login`.
@@ -31,8 +37,9 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from arsenale.errors import Forbidden, Unauthenticated
-from arsenale.security.tokens import Principal, TokenService, role_allows
+from arsenale.errors import Forbidden, InvalidInput, Unauthenticated
+from arsenale.security.projects import DEFAULT_PROJECT, PROJECT_HEADER, ProjectScope, check_project_name, set_scope
+from arsenale.security.tokens import ALL_PROJECTS, Principal, TokenService, role_allows
 from arsenale.store.audit import acting_as
 
 __all__ = ["ADMIN", "PUBLIC", "READ", "SESSION_COOKIE", "AuthConfig", "authorize", "csrf_token", "principal_of"]
@@ -44,6 +51,9 @@ SESSION_COOKIE = "arsenale_session"
 SESSION_SECONDS = 12 * 3600
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _API_PREFIXES = ("/api/", "/v1/", "/metrics", "/openapi.json", "/docs")
+PLATFORM_PATHS = ("/api/v1/audit", "/api/v1/metrics/", "/api/v1/secrets", "/api/v1/retention", "/metrics",
+                  "/audit", "/delivery", "/security")
+"""What spans every project: only a token for all projects ('*') may use these."""
 
 
 @dataclass
@@ -143,11 +153,39 @@ async def _from_cookie(request: Request, config: AuthConfig, cookie: str) -> Pri
     return Principal(token_id=info.id, name=info.name, role=info.role, project=info.project)
 
 
+def _named_project(request: Request) -> str | None:
+    named = request.headers.get(PROJECT_HEADER)
+    if named is None:
+        return None
+    try:
+        return check_project_name(named)
+    except InvalidInput as exc:
+        raise HTTPException(400, f"{PROJECT_HEADER}: {exc.message}") from None
+
+
+def _is_platform_path(path: str) -> bool:
+    return any(path == p or path.startswith(p.rstrip("/") + "/") or (p.endswith("/") and path.startswith(p))
+               for p in PLATFORM_PATHS)
+
+
+def _scope_for(request: Request, principal: Principal | None) -> ProjectScope:
+    named = _named_project(request)
+    if principal is None or principal.project == ALL_PROJECTS:
+        return ProjectScope(named, confined=True) if named else ProjectScope(DEFAULT_PROJECT, confined=False)
+    if named is not None and named != principal.project:
+        raise Forbidden(f"token {principal.name!r} is for project {principal.project!r}, not {named!r}")
+    if _is_platform_path(request.url.path):
+        raise Forbidden(f"token {principal.name!r} is for project {principal.project!r}; this spans every "
+                        "project and needs a token for all projects ('*')")
+    return ProjectScope(principal.project, confined=True)
+
+
 async def authorize(request: Request) -> None:
     """The dependency every route runs (installed on the app): 401, 403 or 429, or the request goes on
-    acting as its principal."""
+    acting as its principal, in its project."""
     config: AuthConfig | None = getattr(request.app.state, "auth", None)
     if config is None:
+        set_scope(_scope_for(request, None))
         return
     needed = _needed_role(request)
     if needed == "public":
@@ -173,8 +211,10 @@ async def authorize(request: Request) -> None:
                             headers={"Retry-After": str(max(1, int(wait + 0.999)))})
     if not role_allows(principal.role, needed):
         raise Forbidden(f"token {principal.name!r} has the {principal.role} role; this needs {needed}")
+    scope = _scope_for(request, principal)
     request.state.principal = principal
     acting_as.set(principal.actor)
+    set_scope(scope)
 
 
 def form_field(body: bytes, name: str) -> str:

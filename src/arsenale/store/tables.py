@@ -43,6 +43,7 @@ MAX_PATH = 1000
 experiments = Table(
     "experiments",
     metadata,
+    Column("project", String(128), nullable=False, server_default="default", index=True),
     Column("experiment_id", Integer, primary_key=True, autoincrement=True),
     Column("name", String(MAX_NAME), nullable=False, unique=True),
     Column("lifecycle_stage", String(32), nullable=False, server_default="active"),
@@ -167,6 +168,7 @@ Index("ix_runs_experiment_order", runs.c.experiment_id, runs.c.start_time.desc()
 registered_models = Table(
     "registered_models",
     metadata,
+    Column("project", String(128), nullable=False, server_default="default", index=True),
     Column("name", String(MAX_NAME), primary_key=True),
     Column("description", Text, nullable=True),
     Column("creation_time", BigInteger, nullable=False),
@@ -274,6 +276,7 @@ webhook_deliveries = Table(
 datasets = Table(
     "datasets",
     metadata,
+    Column("project", String(128), nullable=False, server_default="default", index=True),
     Column("name", String(MAX_NAME), primary_key=True),
     Column("description", Text, nullable=True),
     Column("creation_time", BigInteger, nullable=False),
@@ -387,6 +390,7 @@ schedules = Table(
 deployments = Table(
     "deployments",
     metadata,
+    Column("project", String(128), nullable=False, server_default="default", index=True),
     Column("name", String(MAX_NAME), primary_key=True),
     Column("description", Text, nullable=True),
     Column("policy", Text, nullable=False),
@@ -444,6 +448,7 @@ deployment_stats = Table(
 monitors = Table(
     "monitors",
     metadata,
+    Column("project", String(128), nullable=False, server_default="default", index=True),
     Column("name", String(MAX_NAME), primary_key=True),
     Column("deployment", String(MAX_NAME), nullable=False),
     Column("reference", String(MAX_NAME), nullable=False),
@@ -582,6 +587,7 @@ gate_runs = Table(
 prompts = Table(
     "prompts",
     metadata,
+    Column("project", String(128), nullable=False, server_default="default", index=True),
     Column("name", String(MAX_NAME), primary_key=True),
     Column("description", Text, nullable=True),
     Column("creation_time", BigInteger, nullable=False),
@@ -620,6 +626,7 @@ prompt_labels = Table(
 llm_traces = Table(
     "llm_traces",
     metadata,
+    Column("project", String(128), nullable=False, server_default="default", index=True),
     Column("trace_id", String(32), primary_key=True),
     Column("name", String(MAX_NAME), nullable=True),
     Column("session", String(MAX_NAME), nullable=True),
@@ -690,6 +697,7 @@ llm_prices = Table(
 vector_indexes = Table(
     "vector_indexes",
     metadata,
+    Column("project", String(128), nullable=False, server_default="default", index=True),
     Column("name", String(MAX_NAME), primary_key=True),
     Column("dim", Integer, nullable=False),
     Column("metric", String(16), nullable=False),

@@ -5,6 +5,8 @@
     DELETE /tokens/{id}       revoke it at once (audited)
     GET    /auth/whoami       the calling token's name, role and project
 
+An admin token for one project makes, lists and revokes that project's tokens only.
+
 Token management over HTTP needs auth on: a server without it would let anyone mint tokens for the day it
 is turned on. Without auth, manage tokens next to the store with `arsenale tokens`.
 """
@@ -14,7 +16,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from arsenale.errors import Forbidden
+from arsenale.errors import Forbidden, NotFound
 from arsenale.security.tokens import ALL_PROJECTS, TokenInfo, TokenService
 from arsenale.server.auth import ADMIN, principal_of
 from arsenale.server.routers import API_PREFIX, render
@@ -50,20 +52,33 @@ def _tokens(request: Request) -> TokenService:
     return config.tokens  # type: ignore[no-any-return]
 
 
+def _own_project(request: Request) -> str | None:
+    """The one project an admin's token is confined to (None: all projects)."""
+    principal = principal_of(request)
+    return None if principal is None or principal.project == ALL_PROJECTS else principal.project
+
+
 @router.post("/tokens", status_code=201, response_model=CreatedToken, openapi_extra=ADMIN)
 def create(body: NewToken, request: Request) -> Response:
+    own = _own_project(request)
+    if own is not None and body.project != own:
+        raise Forbidden(f"an admin of project {own!r} makes tokens for {own!r} only, not {body.project!r}")
     info, secret = _tokens(request).create(body.name, role=body.role, project=body.project, expires=body.expires)
     return render(CreatedToken(**info.model_dump(), token=secret), 201)
 
 
 @router.get("/tokens", response_model=list[TokenInfo], openapi_extra=ADMIN)
 def list_tokens(request: Request, all: bool = False) -> Response:
-    return render(_tokens(request).list(include_inactive=all))
+    own = _own_project(request)
+    return render([info for info in _tokens(request).list(include_inactive=all) if own in (None, info.project)])
 
 
 @router.delete("/tokens/{token_id}", response_model=TokenInfo, openapi_extra=ADMIN)
 def revoke(token_id: str, request: Request) -> Response:
-    return render(_tokens(request).revoke(token_id))
+    tokens, own = _tokens(request), _own_project(request)
+    if own is not None and tokens.get(token_id).project != own:
+        raise NotFound(f"no token {token_id!r}", field="id")
+    return render(tokens.revoke(token_id))
 
 
 @router.get("/auth/whoami", response_model=WhoAmI)
