@@ -30,6 +30,7 @@ _LAZY: dict[str, str] = {
                     "arsenale.features.definitions"),
     **dict.fromkeys(("FeatureStore",), "arsenale.features.store"),
     **dict.fromkeys(("pipeline", "run_pipeline", "step"), "arsenale.pipelines"),
+    **dict.fromkeys(("project",), "arsenale.security.projects"),
     **dict.fromkeys(("Client",), "arsenale.platform"),
     **dict.fromkeys(("span", "trace"), "arsenale.llm.tracer"),
     **dict.fromkeys(("prompts",), "arsenale.llm.fluent"),
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
     from arsenale.platform import Client
     from arsenale.registry.fluent import load_model, log_model, register_model, set_alias
     from arsenale.registry.models import ModelVersion, RegisteredModel, Stage
+    from arsenale.security.projects import project
     from arsenale.tracking.fluent import (
         ActiveRun,
         active_run,
@@ -107,23 +109,25 @@ __all__ = [
     "RunStatus",
     "Stage",
     "VectorIndex",
+    "__version__",
     "active_run",
     "embedders",
     "end_run",
     "get_client",
+    "load_model",
     "log_artifact",
     "log_artifacts",
     "log_dict",
     "log_figure",
     "log_metric",
-    "load_model",
     "log_metrics",
-    "log_param",
     "log_model",
+    "log_param",
     "log_params",
     "log_text",
     "on_demand_feature",
     "pipeline",
+    "project",
     "prompts",
     "register_dataset",
     "register_model",
@@ -136,7 +140,6 @@ __all__ = [
     "start_run",
     "step",
     "trace",
-    "__version__",
 ]
 
 

@@ -110,6 +110,9 @@ def test_bad_requests_get_clear_errors_and_the_server_keeps_serving(
         assert tc.post("/v2/models/pets/versions/3/infer", json=good).status_code == 404
         assert tc.get("/predict").status_code == 405
         assert tc.get("/nowhere").status_code == 404
+        r = tc.post("/predict", json=good, headers={"X-Padding": "p" * 40_000})
+        assert r.status_code == 431 and r.json()["field"] == "headers"
+        assert tc.post("/predict", json=good, headers={f"X-H{i}": "v" for i in range(150)}).status_code == 431
         bad_v2 = {"inputs": [{"name": "size", "shape": [1, 2], "datatype": "FP64", "data": [1.0, 2.0]}]}
         assert tc.post("/v2/models/pets/infer", json=bad_v2).json()["field"] == "size"
         r = tc.post("/predict", json={"records": [good, row(pets, 1)]})

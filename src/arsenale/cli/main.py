@@ -129,8 +129,15 @@ def _root(
     uri: Annotated[str | None, typer.Option(
         "--uri", help="Where metadata lives: a path, sqlite:///…, postgresql://… or http(s)://… "
                       "(overrides ARSENALE_URI).")] = None,
+    project: Annotated[str | None, typer.Option(
+        "--project", help="Work inside one project: create there and see only its things "
+                          "(overrides ARSENALE_PROJECT).")] = None,
 ) -> None:
     use_uri(uri)
+    if project is not None:
+        from arsenale.security.projects import check_project_name
+
+        os.environ["ARSENALE_PROJECT"] = check_project_name(project)
 
 
 @app.command("version")

@@ -17,6 +17,7 @@ import httpx
 import pydantic_core
 
 from arsenale.errors import ArsenaleError, BackendUnavailable, InvalidInput, NotFound
+from arsenale.security.projects import PROJECT_HEADER, header_value
 
 ACTOR_HEADER = "X-Arsenale-Actor"
 JSON = "application/json"
@@ -38,6 +39,13 @@ def to_json(value: Any) -> bytes:
     return pydantic_core.to_json(value, inf_nan_mode="strings")
 
 
+def _name_project(request: httpx.Request) -> None:
+    """Every request names the project the caller works in (`arsenale.project(…)`, ARSENALE_PROJECT), if any."""
+    project = header_value()
+    if project is not None:
+        request.headers[PROJECT_HEADER] = project
+
+
 class HttpTransport:
     """Requests to one server, sharing connections; the one place that knows about HTTP."""
 
@@ -52,7 +60,8 @@ class HttpTransport:
         # retries=1 retries connection set-up only. TCP_NODELAY because the request head and body leave in
         # two writes: with Nagle on, the body waits for the server's delayed ACK (~40 ms per POST).
         transport = httpx.HTTPTransport(retries=1, socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=headers, transport=transport)
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=headers, transport=transport,
+                                  event_hooks={"request": [_name_project]})
 
     def __repr__(self) -> str:
         return f"HttpTransport({self.base_url!r})"

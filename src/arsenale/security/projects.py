@@ -8,7 +8,8 @@ of code stands is one context variable, a `ProjectScope`:
 - `confined` says whether reads see only `home`'s things. A token made for project `fraud` confines every
   request it signs to `fraud`; a token for all projects (`*`) sees everything unless the request names a
   project with the `X-Arsenale-Project` header. Embedded use is unconfined by default and
-  `with arsenale.project("fraud"):` confines a block.
+  `with arsenale.project("fraud"):`, `ARSENALE_PROJECT=fraud` or `arsenale --project fraud …` confine it; a
+  remote client sends that project to the server in the header.
 
 The stores check the scope where they read a row by its key (`visible_row`: a row of another project reads
 as absent, so the caller's own "not found" error is raised and a guessed id tells nothing) and where they
@@ -26,12 +27,10 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
-
 from arsenale.errors import InvalidInput
 
-__all__ = ["DEFAULT_PROJECT", "PROJECT_HEADER", "ProjectScope", "check_project_name", "current", "home",
-           "in_scope", "project", "use_scope", "visible", "visible_row"]
+__all__ = ["DEFAULT_PROJECT", "PROJECT_HEADER", "ProjectScope", "check_project_name", "current", "header_value",
+           "home", "in_scope", "project", "set_scope", "use_scope", "visible", "visible_row"]
 
 DEFAULT_PROJECT = "default"
 PROJECT_HEADER = "X-Arsenale-Project"
@@ -61,12 +60,19 @@ def check_project_name(name: Any) -> str:
 
 
 def current() -> ProjectScope:
-    """The scope in force: the innermost `use_scope`/`project` block, else `ARSENALE_PROJECT` (unconfined)."""
+    """The scope in force: the innermost `use_scope`/`project` block, else `ARSENALE_PROJECT` (`--project`),
+    else every project, creating in `default`."""
     scope = _scope.get()
     if scope is not None:
         return scope
     env = os.environ.get("ARSENALE_PROJECT")
-    return ProjectScope(check_project_name(env), confined=False) if env else _UNCONFINED
+    return ProjectScope(check_project_name(env), confined=True) if env else _UNCONFINED
+
+
+def header_value() -> str | None:
+    """What a remote client sends as `X-Arsenale-Project`: the project it is confined to, if any."""
+    scope = current()
+    return scope.home if scope.confined else None
 
 
 _UNCONFINED = ProjectScope()
@@ -113,5 +119,7 @@ def visible_row(row: Any, column: str = "project") -> Any:
 
 def in_scope(column: Any) -> Any:
     """A WHERE clause limiting `column` (a table's `project`) to the scope; always true when unconfined."""
+    import sqlalchemy as sa  # here, not at the top: remote clients import this module without SQLAlchemy
+
     scope = current()
     return column == scope.home if scope.confined else sa.true()

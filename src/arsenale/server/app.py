@@ -36,6 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from arsenale.config import get_settings
 from arsenale.errors import ArsenaleError, InvalidInput
 from arsenale.platform import Client
+from arsenale.security.limits import oversized_headers
 from arsenale.server import login as login_routes
 from arsenale.server.auth import PUBLIC, AuthConfig, authorize
 from arsenale.server.feature_metrics import FeatureCollector
@@ -157,7 +158,8 @@ class _BodyTooLarge(Exception):
 
 
 class BodyLimit:
-    """413 for bodies over the limit: at once from Content-Length, or as soon as a streamed body passes it."""
+    """413 for bodies over the limit: at once from Content-Length, or as soon as a streamed body passes it;
+    431 for headers over `security.limits`' bounds."""
 
     def __init__(self, app: ASGIApp, max_json_bytes: int, max_artifact_bytes: int) -> None:
         self.app = app
@@ -181,7 +183,13 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         limit = self._limit(scope)
-        for name, value in scope["headers"]:
+        headers = scope["headers"]
+        too_large = oversized_headers(headers)
+        if too_large is not None:
+            response = _error(431, InvalidInput.code, too_large, "headers", headers={"Connection": "close"})
+            await response({"type": "http"}, _no_receive, send)
+            return
+        for name, value in headers:
             if name == b"content-length":
                 if not value.isdigit() or int(value) > limit:
                     await self._reject(limit, send)

@@ -11,7 +11,7 @@ Projects: a token made for one project confines every request it signs to that p
 ids read as 404, lists show only its own things, new things are created in it); a token for all projects
 (`*`) may name one with the `X-Arsenale-Project` header, else it sees everything and creates in `default`.
 What spans projects (the audit trail, delivery metrics, secrets, retention, `/metrics`, the dashboard's
-audit, delivery and security pages) needs a token for all projects.
+delivery and security pages) needs a token for all projects.
 
 The principal's name goes into the audit trail (`token:<name>`) through `store.audit.acting_as`, so every
 entry a request writes names who made it. Requests are limited per token (a token bucket; 429 with
@@ -38,7 +38,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from arsenale.errors import Forbidden, InvalidInput, Unauthenticated
-from arsenale.security.projects import DEFAULT_PROJECT, PROJECT_HEADER, ProjectScope, check_project_name, set_scope
+from arsenale.security.projects import (
+    DEFAULT_PROJECT,
+    PROJECT_HEADER,
+    ProjectScope,
+    check_project_name,
+    set_scope,
+)
 from arsenale.security.tokens import ALL_PROJECTS, Principal, TokenService, role_allows
 from arsenale.store.audit import acting_as
 
@@ -52,7 +58,7 @@ SESSION_SECONDS = 12 * 3600
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _API_PREFIXES = ("/api/", "/v1/", "/metrics", "/openapi.json", "/docs")
 PLATFORM_PATHS = ("/api/v1/audit", "/api/v1/metrics/", "/api/v1/secrets", "/api/v1/retention", "/metrics",
-                  "/audit", "/delivery", "/security")
+                  "/delivery", "/security")
 """What spans every project: only a token for all projects ('*') may use these."""
 
 

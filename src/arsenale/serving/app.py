@@ -49,6 +49,7 @@ from arsenale.errors import (
     WorkerCrashed,
 )
 from arsenale.registry.contract import Contract
+from arsenale.security.limits import oversized_headers
 from arsenale.security.tokens import CachedVerifier, remote_verify, role_allows
 from arsenale.serving.batching import AdaptiveBatcher
 from arsenale.serving.executor import Executor
@@ -385,6 +386,11 @@ class ServingApp:
         path: str = scope["path"]
         method: str = scope["method"]
         try:
+            too_large = oversized_headers(scope["headers"])
+            if too_large is not None:
+                await self._error(send, 431, InvalidInput.code, too_large, "headers", rid, None,
+                                  extra=[(b"connection", b"close")])
+                return
             if self.verifier is not None and path not in _OPEN_PATHS:
                 await self._authorize(scope, "editor" if path == "/feedback" else "viewer")
             if path == "/predict":
