@@ -9,7 +9,7 @@ EXPECTED = {
     "load_model", "log_artifact", "log_artifacts", "log_dict", "log_figure", "log_metric", "log_metrics",
     "log_model", "log_param", "log_params", "log_text", "register_dataset", "register_model", "search_runs",
     "set_alias", "set_tag", "set_tags", "start_run", "__version__",
-    "pipeline", "run_pipeline", "step",
+    "pipeline", "project", "run_pipeline", "step",
     "Entity", "FeatureService", "FeatureStore", "FeatureView", "on_demand_feature",
     "span", "trace",
     "prompts",

@@ -54,7 +54,7 @@ def test_login_then_logout(site: Site, tab: Tab) -> None:
     page.fill("#token", site.token)
     page.click("button[type=submit]")
     page.wait_for_url("**/models")
-    assert page.locator("header.topbar .session span").inner_text() == "ana"
+    assert page.locator("header.topbar .session span").inner_text() == "ana · all projects"
     page.click("header.topbar .session button")
     page.wait_for_url("**/login")
     page.goto(f"{site.base}/models")
