@@ -129,7 +129,9 @@ class LiveServer:
         self.sock.bind(("127.0.0.1", 0))
         self.port = int(self.sock.getsockname()[1])
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", ws="none")
+        # keep-alive past uvicorn's 5 s: on a loaded test machine a client thread can stall that long between
+        # requests, and a request crossing the server's idle close reads as a reset connection
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", ws="none", timeout_keep_alive=60)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True,
                                        name="live-server")
