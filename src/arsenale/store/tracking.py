@@ -33,6 +33,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from arsenale.errors import Conflict, NotFound
+from arsenale.security.projects import current, home, in_scope, visible_row
 from arsenale.store import audit as audit_sql
 from arsenale.store.audit import AuditRecord
 from arsenale.store.db import in_chunks, read, write
@@ -63,7 +64,7 @@ def chunk_points(points: Sequence[tuple[str, float, int, int]]) -> list[tuple[st
     t = np.fromiter(map(itemgetter(3), points), dtype=_I8, count=n)
     first = keys[0]
     if keys.count(first) == len(keys):
-        groups = [(first, slice(None))]
+        groups: list[tuple[str, Any]] = [(first, slice(None))]
     else:
         uniq, inverse = np.unique(np.array(keys, dtype=object), return_inverse=True)
         groups = [(str(k), np.flatnonzero(inverse == i)) for i, k in enumerate(uniq)]
@@ -78,11 +79,18 @@ def chunk_points(points: Sequence[tuple[str, float, int, int]]) -> list[tuple[st
 
 @lru_cache(maxsize=256)
 def _search_query(experiment_ids: tuple[int, ...], expr: Any, order_keys: tuple[Any, ...], view: str,
-                  inline: bool) -> Any:
+                  inline: bool, project: str | None) -> Any:
     """The statement for a search, without its page: built once per distinct search (the parsed filter
-    is an immutable tree), then paged with offset/limit; SQLAlchemy caches its compiled form."""
+    is an immutable tree), then paged with offset/limit; SQLAlchemy caches its compiled form.
+
+    With a `project`, the ids of another project's experiments match nothing, as unknown ids do."""
     q = select(_run_json()) if inline else select(runs)
-    q = q.where(runs.c.experiment_id.in_(list(experiment_ids)))
+    if project is None:
+        q = q.where(runs.c.experiment_id.in_(list(experiment_ids)))
+    else:
+        q = q.where(runs.c.experiment_id.in_(
+            select(experiments.c.experiment_id).where(experiments.c.experiment_id.in_(list(experiment_ids)),
+                                                      experiments.c.project == project)))
     if view != "all":
         q = q.where(runs.c.lifecycle_stage == view)
     if expr is not None:
@@ -148,6 +156,17 @@ def downsample(steps: Any, values: Any, stamps: Any, max_points: int) -> dict[st
             "mins": mins.tolist(), "maxs": maxs.tolist()}
 
 
+def _run_select(q: Any, run_id: str) -> Any:
+    """`q` narrowed to one run; when confined, joined to its experiment so another project's run is absent in
+    the same single query (unconfined: the plain primary-key lookup, nothing added to the logging path)."""
+    q = q.where(runs.c.run_id == run_id)
+    scope = current()
+    if scope.confined:
+        q = (q.join_from(runs, experiments, runs.c.experiment_id == experiments.c.experiment_id)
+             .where(experiments.c.project == scope.home))
+    return q
+
+
 def _upsert(conn: Connection, table: Any) -> Any:
     return (postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table))
 
@@ -169,7 +188,7 @@ class SqlTrackingStore:
                     raise Conflict(f"experiment {name!r} already exists", field="name")
                 exp_id = conn.execute(
                     insert(experiments).values(name=name, lifecycle_stage="active", description=description,
-                                               creation_time=now, last_update_time=now)
+                                               creation_time=now, last_update_time=now, project=home())
                     .returning(experiments.c.experiment_id)).scalar_one()
                 if tags:
                     conn.execute(insert(experiment_tags),
@@ -191,18 +210,19 @@ class SqlTrackingStore:
 
     def get_experiment(self, experiment_id: int) -> dict[str, Any]:
         with read(self.engine) as conn:
-            row = conn.execute(select(experiments).where(experiments.c.experiment_id == experiment_id)).first()
+            row = visible_row(conn.execute(select(experiments)
+                                           .where(experiments.c.experiment_id == experiment_id)).first())
             if row is None:
                 raise NotFound(f"experiment {experiment_id} does not exist", field="experiment_id")
             return self._experiment_dicts(conn, [row])[0]
 
     def get_experiment_by_name(self, name: str) -> dict[str, Any] | None:
         with read(self.engine) as conn:
-            row = conn.execute(select(experiments).where(experiments.c.name == name)).first()
+            row = visible_row(conn.execute(select(experiments).where(experiments.c.name == name)).first())
             return None if row is None else self._experiment_dicts(conn, [row])[0]
 
     def list_experiments(self, view: str) -> list[dict[str, Any]]:
-        q = select(experiments).order_by(experiments.c.experiment_id)
+        q = select(experiments).where(in_scope(experiments.c.project)).order_by(experiments.c.experiment_id)
         if view != "all":
             q = q.where(experiments.c.lifecycle_stage == view)
         with read(self.engine) as conn:
@@ -211,8 +231,9 @@ class SqlTrackingStore:
     def set_experiment_lifecycle(self, experiment_id: int, stage: str, expect: str, now: int,
                                  audit: AuditRecord) -> None:
         with write(self.engine) as conn:
-            row = conn.execute(select(experiments.c.lifecycle_stage, experiments.c.name)
-                               .where(experiments.c.experiment_id == experiment_id)).first()
+            row = visible_row(conn.execute(select(experiments.c.lifecycle_stage, experiments.c.name,
+                                                  experiments.c.project)
+                                           .where(experiments.c.experiment_id == experiment_id)).first())
             if row is None:
                 raise NotFound(f"experiment {experiment_id} does not exist", field="experiment_id")
             if row.lifecycle_stage != expect:
@@ -228,15 +249,15 @@ class SqlTrackingStore:
 
     def create_run(self, row: dict[str, Any], run_tags: dict[str, str], run_params: dict[str, str]) -> None:
         with write(self.engine) as conn:
-            exp = conn.execute(select(experiments.c.lifecycle_stage)
-                               .where(experiments.c.experiment_id == row["experiment_id"])).first()
+            exp = visible_row(conn.execute(select(experiments.c.lifecycle_stage, experiments.c.project)
+                                           .where(experiments.c.experiment_id == row["experiment_id"])).first())
             if exp is None:
                 raise NotFound(f"experiment {row['experiment_id']} does not exist", field="experiment_id")
             if exp.lifecycle_stage != "active":
                 raise Conflict(f"experiment {row['experiment_id']} is deleted; restore it first",
                                field="experiment_id")
             if row.get("parent_run_id") and conn.execute(
-                    select(runs.c.run_id).where(runs.c.run_id == row["parent_run_id"])).first() is None:
+                    _run_select(select(runs.c.run_id), row["parent_run_id"])).first() is None:
                 raise NotFound(f"parent run {row['parent_run_id']} does not exist", field="parent_run_id")
             conn.execute(insert(runs).values(**row))
             if run_tags:
@@ -247,7 +268,10 @@ class SqlTrackingStore:
                                               for k, v in run_params.items()])
 
     def _run_row(self, conn: Connection, run_id: str) -> Any:
-        row = conn.execute(select(runs).where(runs.c.run_id == run_id)).first()
+        """The run, or NotFound: also when its experiment is in another project. Every path that takes a
+        run id (logging, history, artifacts, and other components checking an id from a request body via
+        `require_run`/`get_run`) comes through here."""
+        row = conn.execute(_run_select(select(runs), run_id)).first()
         if row is None:
             raise NotFound(f"run {run_id} does not exist", field="run_id")
         return row
@@ -396,7 +420,9 @@ class SqlTrackingStore:
             # returns, so each run's params, tags and metrics come in the same statement. Elsewhere (a sort,
             # or PostgreSQL, which projects the rows an OFFSET skips) they come in a second statement.
             inline = not order_keys and not pg
-            args = (tuple(experiment_ids), expr, tuple(order_keys), view, inline)
+            scope = current()
+            args = (tuple(experiment_ids), expr, tuple(order_keys), view, inline,
+                    scope.home if scope.confined else None)
             try:
                 q = _search_query(*args)
             except TypeError:  # a hand-built tree holding a list is not hashable: build it uncached
@@ -412,7 +438,7 @@ class SqlTrackingStore:
             doc = agg(runs.c.run_id, (func.json_build_object if pg else func.json_object)("p", p, "t", t, "m", m))
             for chunk in in_chunks([r[0] for r in rows], 1000):
                 got = conn.execute(select(doc).where(runs.c.run_id.in_(chunk))).scalar()
-                data.update(json.loads(got) if isinstance(got, str) else got)
+                data.update(json.loads(got) if isinstance(got, str) else got or {})
             return [_run_dict(r, data[r[0]]["p"], data[r[0]]["t"], data[r[0]]["m"]) for r in rows], more
 
     # ---- artifacts ---------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import posixpath
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ def join(*parts: str) -> str:
     return "/".join(p.strip("/") for p in parts if p and p.strip("/"))
 
 
-def files_to_log(local_path: str | Path, artifact_path: str | None) -> list[tuple[Path, str]]:
+def files_to_log(local_path: str | os.PathLike[str], artifact_path: str | None) -> list[tuple[Path, str]]:
     """(local file, checked artifact path) for a file, or for every file of a folder's tree kept under
     the folder's name; every path is checked before anything is uploaded."""
     base = check_artifact_path(artifact_path, "artifact_path", allow_root=True)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterable, Mapping
 from enum import Enum
-from typing import Any, Iterable, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -45,6 +46,7 @@ class Experiment(Schema):
     creation_time: int
     last_update_time: int
     tags: dict[str, str] = Field(default_factory=dict)
+    project: str = "default"
 
 
 class RunInfo(Schema):
@@ -183,9 +185,8 @@ _I64 = 2**63 - 1
 def to_int(value: Any, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(value, "__index__"):
         raise InvalidInput(f"{field} must be an integer, got {value!r}", field=field)
-    if isinstance(value, float):
-        if not value.is_integer():
-            raise InvalidInput(f"{field} must be an integer, got {value!r}", field=field)
+    if isinstance(value, float) and not value.is_integer():
+        raise InvalidInput(f"{field} must be an integer, got {value!r}", field=field)
     out = int(value)
     if abs(out) > 2**63 - 1:
         raise InvalidInput(f"{field} {out} is out of range", field=field)
