@@ -54,6 +54,7 @@ class DatasetFile(Schema):
 
 class Dataset(Schema):
     name: str
+    project: str = "default"
     description: str | None = None
     creation_time: int
     last_update_time: int

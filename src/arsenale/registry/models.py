@@ -23,7 +23,7 @@ class Stage(str, Enum):
     ARCHIVED = "Archived"
 
     @classmethod
-    def parse(cls, value: Any) -> "Stage":
+    def parse(cls, value: Any) -> Stage:
         if isinstance(value, Stage):
             return value
         if isinstance(value, str):
@@ -42,6 +42,7 @@ class ModelFile(Schema):
 
 class RegisteredModel(Schema):
     name: str
+    project: str = "default"
     description: str | None = None
     creation_time: int
     last_update_time: int

@@ -122,8 +122,8 @@ def _files(files: Sequence[ModelFile | Mapping[str, Any]]) -> list[ModelFile]:
 
 
 class RegistryService:
-    def __init__(self, store: SqlRegistryStore, blobs: ArtifactStore, tracking: "TrackingService", actor: str,
-                 webhooks: "WebhookService | None" = None) -> None:
+    def __init__(self, store: SqlRegistryStore, blobs: ArtifactStore, tracking: TrackingService, actor: str,
+                 webhooks: WebhookService | None = None) -> None:
         self.store = store
         self.blobs = blobs
         self.tracking = tracking
@@ -162,7 +162,7 @@ class RegistryService:
     # ---- versions ----------------------------------------------------------------------
 
     def upload_file(self, local_path: str | os.PathLike[str]) -> tuple[str, int]:
-        return self.blobs.put_file(local_path)
+        return self.blobs.put_file(Path(local_path))
 
     def _from_run(self, source: str) -> tuple[str, list[ModelFile], dict[str, Any]]:
         """Files and model metadata of a model logged to a run (`runs:/<run_id>/<path>`)."""
@@ -390,9 +390,9 @@ class RegistryService:
                 refs = []
             for ref in refs if isinstance(refs, list) else []:
                 view, _, feature = str(ref).partition(":")
-                name, _, version = view.partition("@")
-                out.data.append({"kind": "feature", "name": f"{name}:{feature}" if feature else name,
-                                 "version": version})
+                view_name, _, view_version = view.partition("@")
+                out.data.append({"kind": "feature", "name": f"{view_name}:{feature}" if feature else view_name,
+                                 "version": view_version})
         out.code = {k: tags[f"ars.source.{k}"] for k in ("git_commit", "git_dirty", "git_branch", "command")
                     if f"ars.source.{k}" in tags}
         out.environment = {k: tags[f"ars.source.{k}"] for k in ("python", "packages_hash", "host")

@@ -59,13 +59,15 @@ from urllib.parse import urlsplit
 
 import httpx
 from pydantic import BaseModel
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, select
 
 from arsenale.background import QueueWorker
 from arsenale.errors import InvalidInput, NotFound
+from arsenale.security.projects import current, in_scope
 from arsenale.security.secrets import EncryptionError, SecretBox
 from arsenale.store import webhooks as webhooks_sql
 from arsenale.store.db import read, write
+from arsenale.store.tables import registered_models
 from arsenale.tracking.models import check_name, now_ms
 
 __all__ = ["EVENTS", "Delivery", "Webhook", "WebhookCreated", "WebhookService", "redact_url", "sign",
@@ -209,6 +211,23 @@ def _snippet(response: httpx.Response, limit: int = 200) -> str:
     return f": {text}" if text else ""
 
 
+# ---- projects --------------------------------------------------------------------------------
+
+def _models_in_scope(conn: Connection, names: builtins.set[str]) -> builtins.set[str]:
+    """Which of `names` are models the scope sees. A webhook on one model lives in that model's project; a
+    webhook on every model spans projects, so only an unconfined caller sees or makes one."""
+    if not names:
+        return builtins.set()
+    return builtins.set(conn.execute(select(registered_models.c.name).where(
+        registered_models.c.name.in_(names), in_scope(registered_models.c.project))).scalars())
+
+
+def _hook_visible(conn: Connection, model_name: str | None) -> bool:
+    if not current().confined:
+        return True
+    return model_name is not None and model_name in _models_in_scope(conn, {model_name})
+
+
 # ---- the delivery worker's units of work ------------------------------------------------------
 
 @dataclass
@@ -267,10 +286,15 @@ class WebhookService(QueueWorker):
         checked_events = _check_events(events)
         if model_name is not None:
             check_name(model_name, "model_name")
+        elif current().confined:
+            raise InvalidInput("a webhook on every model spans projects; a project's webhook names one of its "
+                               "models (model_name)", field="model_name")
         secret = _check_secret(secret)
         hook = WebhookCreated(webhook_id=uuid.uuid4().hex, url=url, events=checked_events, model_name=model_name,
                               active=True, creation_time=now_ms(), secret=secret)
         with write(self.engine) as conn:
+            if not _hook_visible(conn, model_name):
+                raise NotFound(f"registered model {model_name!r} does not exist", field="model_name")
             webhooks_sql.insert_webhook(conn, webhook_id=hook.webhook_id, url=self.box.encrypt(url),
                                         events=hook.events, model_name=hook.model_name,
                                         secret=self.box.encrypt(secret), active=hook.active,
@@ -280,12 +304,19 @@ class WebhookService(QueueWorker):
     def list(self) -> builtins.list[Webhook]:
         with read(self.engine) as conn:
             rows = webhooks_sql.list_webhooks(conn)
+            if current().confined:
+                seen = _models_in_scope(conn, {r.model_name for r in rows if r.model_name is not None})
+                rows = [r for r in rows if r.model_name in seen]
         return [_webhook(r, self.box) for r in rows]
 
     def delete(self, webhook_id: str) -> None:
         """Delete a webhook and its delivery history; deliveries still queued for it are dropped."""
         check_name(webhook_id, "webhook_id")
         with write(self.engine) as conn:
+            if current().confined:
+                row = webhooks_sql.get_webhook(conn, webhook_id)
+                if row is None or not _hook_visible(conn, row.model_name):
+                    raise NotFound(f"webhook {webhook_id} does not exist", field="webhook_id")
             if not webhooks_sql.delete_webhook(conn, webhook_id):
                 raise NotFound(f"webhook {webhook_id} does not exist", field="webhook_id")
 
@@ -295,7 +326,8 @@ class WebhookService(QueueWorker):
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_DELIVERIES_PAGE:
             raise InvalidInput(f"limit must be an integer from 1 to {MAX_DELIVERIES_PAGE}", field="limit")
         with read(self.engine) as conn:
-            if webhooks_sql.get_webhook(conn, webhook_id) is None:
+            row = webhooks_sql.get_webhook(conn, webhook_id)
+            if row is None or not _hook_visible(conn, row.model_name):
                 raise NotFound(f"webhook {webhook_id} does not exist", field="webhook_id")
             return [Delivery(**r._asdict()) for r in webhooks_sql.list_deliveries(conn, webhook_id, limit)]
 

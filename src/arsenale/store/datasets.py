@@ -16,11 +16,12 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from arsenale.errors import NotFound
+from arsenale.errors import Conflict, NotFound
+from arsenale.security.projects import current, home, in_scope, visible, visible_row
 from arsenale.store import audit as audit_sql
 from arsenale.store.audit import AuditRecord
 from arsenale.store.db import read, write
-from arsenale.store.tables import dataset_versions, datasets, run_inputs, runs, tags
+from arsenale.store.tables import dataset_versions, datasets, experiments, run_inputs, runs, tags
 
 _JSON_COLUMNS = ("files", "schema", "profile", "validation")
 REJECTED = "rejected"
@@ -44,18 +45,35 @@ class SqlDatasetStore:
         self.engine = engine
 
     def _dataset_row(self, conn: Connection, name: str) -> Any:
-        row = conn.execute(select(datasets).where(datasets.c.name == name)).first()
+        """The dataset, or NotFound: also when it belongs to a project outside the scope, so its versions
+        and consumers read as those of a missing one."""
+        row = visible_row(conn.execute(select(datasets).where(datasets.c.name == name)).first())
         if row is None:
             raise NotFound(f"dataset {name!r} does not exist", field="name")
         return row
+
+    def _check_dataset(self, conn: Connection, name: str) -> None:
+        """Before reading a version found by the dataset's name: only a confined scope pays for the look-up."""
+        if current().confined:
+            self._dataset_row(conn, name)
+
+    def _check_run(self, conn: Connection, run_id: str) -> None:
+        """NotFound unless the run exists in an experiment the scope sees (a run id can come in a body)."""
+        q = select(runs.c.run_id).where(runs.c.run_id == run_id)
+        if current().confined:
+            q = q.join(experiments, experiments.c.experiment_id == runs.c.experiment_id).where(
+                in_scope(experiments.c.project))
+        if conn.execute(q).first() is None:
+            raise NotFound(f"run {run_id} does not exist", field="run_id")
 
     def create_version(self, name: str, row: dict[str, Any], description: str | None, now: int,
                        audit: AuditRecord) -> tuple[int, bool]:
         """Store a version (or find the one with the same digest and status); returns (version, created)."""
         with write(self.engine) as conn:
             conn.execute(_upsert(conn, datasets).values(
-                name=name, description=description, creation_time=now, last_update_time=now, next_version=1)
-                .on_conflict_do_nothing())
+                name=name, description=description, creation_time=now, last_update_time=now, next_version=1,
+                project=home()).on_conflict_do_nothing())
+            _refuse_foreign(conn, name)
             # Lock the dataset's row before looking for an identical version: two writers of the same data
             # would otherwise both find none and allocate two numbers (PostgreSQL; SQLite writes one at a time).
             conn.execute(select(datasets.c.name).where(datasets.c.name == name).with_for_update())
@@ -81,6 +99,7 @@ class SqlDatasetStore:
     def get_version(self, name: str, version: int | None) -> dict[str, Any]:
         """One version; None means the newest version that is not rejected."""
         with read(self.engine) as conn:
+            self._check_dataset(conn, name)
             q = select(dataset_versions).where(dataset_versions.c.name == name)
             if version is None:
                 q = q.where(dataset_versions.c.status != REJECTED).order_by(dataset_versions.c.version.desc())
@@ -106,7 +125,7 @@ class SqlDatasetStore:
             return self._dataset_dicts(conn, [self._dataset_row(conn, name)])[0]
 
     def list_datasets(self, name_like: str | None, limit: int) -> list[dict[str, Any]]:
-        q = select(datasets).order_by(datasets.c.name).limit(limit)
+        q = select(datasets).where(in_scope(datasets.c.project)).order_by(datasets.c.name).limit(limit)
         if name_like:
             q = q.where(datasets.c.name.like(name_like))
         with read(self.engine) as conn:
@@ -123,7 +142,7 @@ class SqlDatasetStore:
                                    .where(dataset_versions.c.name.in_(names),
                                           dataset_versions.c.status != REJECTED)
                                    .group_by(dataset_versions.c.name)).all())
-        return [{"name": r.name, "description": r.description, "creation_time": r.creation_time,
+        return [{"name": r.name, "project": r.project, "description": r.description, "creation_time": r.creation_time,
                  "last_update_time": r.last_update_time, "latest_version": latest.get(r.name),
                  "versions": int(counts.get(r.name, 0))} for r in rows]
 
@@ -132,8 +151,8 @@ class SqlDatasetStore:
     def record_input(self, run_id: str, name: str, version: int, now: int) -> dict[str, Any]:
         """Note that `run_id` read `name`@`version`: a run_inputs row and the run tag `ars.input.<name>`."""
         with write(self.engine) as conn:
-            if conn.execute(select(runs.c.run_id).where(runs.c.run_id == run_id)).first() is None:
-                raise NotFound(f"run {run_id} does not exist", field="run_id")
+            self._check_run(conn, run_id)
+            self._check_dataset(conn, name)
             if conn.execute(select(dataset_versions.c.version).where(
                     dataset_versions.c.name == name, dataset_versions.c.version == version)).first() is None:
                 self._dataset_row(conn, name)
@@ -148,15 +167,30 @@ class SqlDatasetStore:
             return dict(row._mapping)
 
     def inputs_of_run(self, run_id: str) -> list[dict[str, Any]]:
+        q = select(run_inputs).where(run_inputs.c.run_id == run_id)
+        if current().confined:  # only the datasets the scope sees
+            q = q.join(datasets, datasets.c.name == run_inputs.c.name).where(in_scope(datasets.c.project))
         with read(self.engine) as conn:
-            if conn.execute(select(runs.c.run_id).where(runs.c.run_id == run_id)).first() is None:
-                raise NotFound(f"run {run_id} does not exist", field="run_id")
-            rows = conn.execute(select(run_inputs).where(run_inputs.c.run_id == run_id)
-                                .order_by(run_inputs.c.name, run_inputs.c.version)).all()
+            self._check_run(conn, run_id)
+            rows = conn.execute(q.order_by(run_inputs.c.name, run_inputs.c.version)).all()
             return [dict(r._mapping) for r in rows]
 
     def runs_of_version(self, name: str, version: int) -> list[dict[str, Any]]:
+        q = select(run_inputs).where(run_inputs.c.name == name, run_inputs.c.version == version)
+        if current().confined:  # only the runs the scope sees
+            q = (q.join(runs, runs.c.run_id == run_inputs.c.run_id)
+                 .join(experiments, experiments.c.experiment_id == runs.c.experiment_id)
+                 .where(in_scope(experiments.c.project)))
         with read(self.engine) as conn:
-            rows = conn.execute(select(run_inputs).where(run_inputs.c.name == name, run_inputs.c.version == version)
-                                .order_by(run_inputs.c.creation_time)).all()
+            self._check_dataset(conn, name)
+            rows = conn.execute(q.order_by(run_inputs.c.creation_time)).all()
             return [dict(r._mapping) for r in rows]
+
+
+def _refuse_foreign(conn: Connection, name: str) -> None:
+    """Names are global: registering a version under a name another project holds is refused, as creating
+    it would be (only a confined caller can meet one: unconfined, every dataset is visible)."""
+    if current().confined:
+        owner = conn.execute(select(datasets.c.project).where(datasets.c.name == name)).scalar()
+        if owner is not None and not visible(owner):
+            raise Conflict(f"dataset name {name!r} is already taken", field="name")

@@ -16,11 +16,13 @@ from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, u
 from sqlalchemy.dialects import postgresql, sqlite
 
 from arsenale.errors import Conflict, NotFound
+from arsenale.security.projects import current, home, in_scope, visible, visible_row
 from arsenale.store import audit as audit_sql
 from arsenale.store.audit import AuditRecord
 from arsenale.store.db import read, write
 from arsenale.store.tables import (
     deployments,
+    experiments,
     legal_holds,
     model_aliases,
     model_events,
@@ -28,6 +30,7 @@ from arsenale.store.tables import (
     model_versions,
     registered_model_tags,
     registered_models,
+    runs,
 )
 
 _JSON_COLUMNS = ("flavor_meta", "files", "contract")
@@ -51,12 +54,21 @@ class SqlRegistryStore:
     # ---- helpers -----------------------------------------------------------------------
 
     def _model_row(self, conn: Connection, name: str) -> Any:
-        row = conn.execute(select(registered_models).where(registered_models.c.name == name)).first()
+        """The model, or NotFound: also when it belongs to a project outside the scope, so every path
+        that names a model (its versions, aliases, stages, holds, events) answers as for a missing one."""
+        row = visible_row(conn.execute(select(registered_models).where(registered_models.c.name == name)).first())
         if row is None:
             raise NotFound(f"registered model {name!r} does not exist", field="name")
         return row
 
+    def _check_model(self, conn: Connection, name: str) -> None:
+        """Before reading a child row found by the model's name: a confined scope must see the model first
+        (unconfined, the child's own lookup is the only query, as before)."""
+        if current().confined:
+            self._model_row(conn, name)
+
     def _version_row(self, conn: Connection, name: str, version: int) -> Any:
+        self._check_model(conn, name)
         row = conn.execute(select(model_versions).where(model_versions.c.name == name,
                                                         model_versions.c.version == version)).first()
         if row is None:
@@ -75,7 +87,7 @@ class SqlRegistryStore:
             if conn.execute(select(registered_models.c.name).where(registered_models.c.name == name)).first():
                 raise Conflict(f"registered model {name!r} already exists", field="name")
             conn.execute(insert(registered_models).values(name=name, description=description, creation_time=now,
-                                                          last_update_time=now, next_version=1))
+                                                          last_update_time=now, next_version=1, project=home()))
             if tags:
                 conn.execute(insert(registered_model_tags), [{"name": name, "key": k, "value": v}
                                                              for k, v in tags.items()])
@@ -86,7 +98,8 @@ class SqlRegistryStore:
             return self._model_dicts(conn, [self._model_row(conn, name)])[0]
 
     def list_models(self, name_like: str | None, limit: int) -> list[dict[str, Any]]:
-        q = select(registered_models).order_by(registered_models.c.name).limit(limit)
+        q = (select(registered_models).where(in_scope(registered_models.c.project))
+             .order_by(registered_models.c.name).limit(limit))
         if name_like:
             q = q.where(registered_models.c.name.like(name_like))
         with read(self.engine) as conn:
@@ -112,7 +125,7 @@ class SqlRegistryStore:
                                      .where(model_versions.c.name.in_(names), model_versions.c.stage != "None")
                                      .group_by(model_versions.c.name, model_versions.c.stage)):
             stages[n][st] = v
-        return [{"name": r.name, "description": r.description, "creation_time": r.creation_time,
+        return [{"name": r.name, "project": r.project, "description": r.description, "creation_time": r.creation_time,
                  "last_update_time": r.last_update_time, "tags": tags[r.name], "aliases": aliases[r.name],
                  "latest_version": latest.get(r.name), "stages": stages[r.name]} for r in rows]
 
@@ -123,8 +136,9 @@ class SqlRegistryStore:
         """Allocate the next number and store the version, its tags, history and audit entry at once."""
         with write(self.engine) as conn:
             conn.execute(_upsert(conn, registered_models).values(
-                name=name, description=None, creation_time=now, last_update_time=now, next_version=1)
-                .on_conflict_do_nothing())
+                name=name, description=None, creation_time=now, last_update_time=now, next_version=1,
+                project=home()).on_conflict_do_nothing())
+            _refuse_foreign(conn, name)
             version = conn.execute(
                 update(registered_models).where(registered_models.c.name == name)
                 .values(next_version=registered_models.c.next_version + 1, last_update_time=now)
@@ -154,9 +168,14 @@ class SqlRegistryStore:
             return self._version_dicts(conn, conn.execute(q).all())
 
     def versions_of_run(self, run_id: str) -> list[dict[str, Any]]:
+        q = select(model_versions).where(model_versions.c.run_id == run_id)
+        if current().confined:  # versions of the scope's models, from a run the scope sees
+            q = (q.join(registered_models, registered_models.c.name == model_versions.c.name)
+                 .where(in_scope(registered_models.c.project))
+                 .where(select(runs.c.run_id).join(experiments, experiments.c.experiment_id == runs.c.experiment_id)
+                        .where(runs.c.run_id == run_id, in_scope(experiments.c.project)).exists()))
         with read(self.engine) as conn:
-            return self._version_dicts(conn, conn.execute(
-                select(model_versions).where(model_versions.c.run_id == run_id)).all())
+            return self._version_dicts(conn, conn.execute(q).all())
 
     def _version_dicts(self, conn: Connection, rows: Sequence[Any]) -> list[dict[str, Any]]:
         if not rows:
@@ -196,6 +215,7 @@ class SqlRegistryStore:
 
     def resolve_alias(self, name: str, alias: str) -> int:
         with read(self.engine) as conn:
+            self._check_model(conn, name)
             v = conn.execute(select(model_aliases.c.version).where(model_aliases.c.name == name,
                                                                    model_aliases.c.alias == alias)).scalar()
             if v is None:
@@ -205,6 +225,7 @@ class SqlRegistryStore:
 
     def latest_in_stage(self, name: str, stage: str) -> int:
         with read(self.engine) as conn:
+            self._check_model(conn, name)
             v = conn.execute(select(func.max(model_versions.c.version)).where(
                 model_versions.c.name == name, model_versions.c.stage == stage)).scalar()
             if v is None:
@@ -336,6 +357,9 @@ class SqlRegistryStore:
         q = select(legal_holds).order_by(legal_holds.c.id)
         if name is not None:
             q = q.where(legal_holds.c.name == name)
+        elif current().confined:  # holds of the scope's models only
+            q = q.where(legal_holds.c.name.in_(select(registered_models.c.name)
+                                               .where(in_scope(registered_models.c.project))))
         if active_only:
             q = q.where(legal_holds.c.released_at.is_(None))
         with read(self.engine) as conn:
@@ -386,3 +410,12 @@ def _policy_versions(policy: str) -> set[tuple[str, int]]:
     if canary.get("state", "running") == "running":
         refs += [canary.get("canary") or {}, canary.get("baseline") or {}]
     return {(r["model"], int(r["version"])) for r in refs if isinstance(r, dict) and "model" in r and "version" in r}
+
+
+def _refuse_foreign(conn: Connection, name: str) -> None:
+    """Names are global: registering a version under a name another project holds is refused, as creating
+    it would be (only a confined caller can meet one: unconfined, every registered model is visible)."""
+    if current().confined:
+        owner = conn.execute(select(registered_models.c.project).where(registered_models.c.name == name)).scalar()
+        if owner is not None and not visible(owner):
+            raise Conflict(f"registered model name {name!r} is already taken", field="name")
