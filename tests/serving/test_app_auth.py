@@ -59,3 +59,20 @@ def test_a_server_backed_replica_asks_the_api_server(store: Client, cancer: Fitt
         app = create_serving_app(remote, model="cancer/1", auth=True)
         with TestClient(app) as tc:
             _check(tc, cancer, viewer, editor)
+
+
+def test_a_token_of_another_project_cannot_use_the_server(store: Client, cancer: Fitted) -> None:  # noqa: F811
+    from arsenale.security.projects import project
+
+    with project("alpha"):
+        register("cancer", cancer)
+    _, alpha = store.tokens.create("alpha-app", role="viewer", project="alpha")
+    _, beta = store.tokens.create("beta-app", role="viewer", project="beta")
+    _, everyone = store.tokens.create("ops", role="viewer")
+    body = {"records": [row(cancer, 0)]}
+    with TestClient(create_serving_app(store, model="cancer/1", auth=True)) as tc:
+        assert tc.post("/predict", json=body, headers=bearer(alpha)).status_code == 200
+        assert tc.post("/predict", json=body, headers=bearer(everyone)).status_code == 200
+        refused = tc.post("/predict", json=body, headers=bearer(beta))
+        assert refused.status_code == 403 and "project 'beta'" in refused.json()["message"]
+        assert tc.get("/v2/models/cancer", headers=bearer(beta)).status_code == 403

@@ -19,6 +19,9 @@ creates the alert, and its outcome (delivered, or failed after its retries) repl
 no notification is lost silently. A pipeline that fails to load or run is recorded on the alert row
 (`pipeline_error`) and never fails the monitor run.
 
+Rules and alerts are their monitor's, so they share its project: under a confined scope another project's rule
+or alert (by id, or in a list) reads as absent, like a missing one.
+
 A rule on an LLM monitor must name one of its values (`latency_p95`, `cost_total`, `score.<name>`, … — see
 `arsenale.monitoring.llm`): a typo is refused when the rule is added, not left silent forever.
 """
@@ -47,6 +50,7 @@ from arsenale.monitoring.alerts import (
     parse_rule,
 )
 from arsenale.monitoring.models import LLM_REFERENCE, Alert, AlertRuleInfo, MonitorRun, check_monitor_name
+from arsenale.security.projects import visible_row
 from arsenale.store import alerts as sql
 from arsenale.store import monitors as monitors_sql
 from arsenale.store.audit import AuditRecord
@@ -188,7 +192,7 @@ class AlertService:
     def get_rule(self, rule_id: int) -> AlertRuleInfo:
         _check_id(rule_id, "a rule id")
         with read(self.engine) as conn:
-            row = sql.get_rule(conn, rule_id)
+            row = visible_row(sql.get_rule(conn, rule_id))
         if row is None:
             raise NotFound(f"no alert rule with id {rule_id}", field="id")
         return _rule_info(row, self.box)
@@ -207,7 +211,7 @@ class AlertService:
         _check_id(rule_id, "a rule id")
         now = now_ms()
         with write(self.engine) as conn:
-            row = sql.get_rule(conn, rule_id)
+            row = visible_row(sql.get_rule(conn, rule_id))
             if row is None or not sql.delete_rule(conn, rule_id):
                 raise NotFound(f"no alert rule with id {rule_id}", field="id")
             audit_append(conn, AuditRecord(self.actor, "alert.rule.delete", "alert_rule", str(rule_id),
@@ -218,7 +222,7 @@ class AlertService:
     def get_alert(self, alert_id: int) -> Alert:
         _check_id(alert_id, "an alert id")
         with read(self.engine) as conn:
-            row = sql.get_alert(conn, alert_id)
+            row = visible_row(sql.get_alert(conn, alert_id))
         if row is None:
             raise NotFound(f"no alert with id {alert_id}", field="id")
         return _alert(row)

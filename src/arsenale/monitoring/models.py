@@ -59,6 +59,7 @@ class Monitor(Schema):
     creation_time: int
     next_run_time: int | None = Field(default=None, description="when the scheduler next evaluates it "
                                       "(scheduled monitors only)")
+    project: str = Field(default="default", description="the project it belongs to")
 
 
 class MonitorRun(Schema):

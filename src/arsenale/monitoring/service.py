@@ -8,6 +8,10 @@ the monitor's alert rules (`self.alerts`, an `AlertService`) are evaluated on th
 
 An LLM monitor (`create_llm`) is the same kind of row with `reference="llm-traces"`: its windows are computed
 from stored traces by `arsenale.monitoring.llm` and stored, alerted on and scheduled exactly like these.
+
+A monitor belongs to the project it was created in and watches that project only: a model monitor's deployment
+must be visible when it is created, and an LLM monitor's windows read its own project's traces even when the
+(unconfined) scheduler evaluates them, so no project's values leak into another's alerts.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from arsenale.monitoring.models import (
     window_seconds,
 )
 from arsenale.registry.service import RegistryAPI
+from arsenale.security.projects import home, project
 from arsenale.serving.service import DeploymentAPI
 from arsenale.store import monitors as sql
 from arsenale.store.audit import AuditRecord
@@ -56,7 +61,7 @@ def _monitor(row: Any) -> Monitor:
                    schedule=row.schedule, drift_share=settings.get("drift_share", 0.5),
                    kind="llm" if llm else "model",
                    traces=TraceFilter.model_validate(settings.get("traces") or {}) if llm else None,
-                   creation_time=row.creation_time, next_run_time=row.next_run_time)
+                   creation_time=row.creation_time, next_run_time=row.next_run_time, project=row.project)
 
 
 def _next_run(schedule: Any, now: int) -> int | None:
@@ -117,13 +122,13 @@ class MonitorService:
         next_run_time = _next_run(schedule, now)
         if isinstance(drift_share, bool) or not isinstance(drift_share, (int, float)) or not 0 <= drift_share <= 1:
             raise InvalidInput(f"drift_share must be between 0 and 1; got {drift_share!r}", field="drift_share")
-        self.deployments.get(deployment)  # NotFound for an unknown deployment
+        self.deployments.get(deployment)  # NotFound for an unknown deployment (or another project's)
         with write(self.engine) as conn:
-            if sql.get_monitor(conn, name) is not None:
+            if sql.name_taken(conn, name):
                 raise Conflict(f"monitor {name!r} already exists", field="name")
             sql.insert_monitor(conn, name=name, deployment=deployment, reference=reference, window_s=seconds,
                                schedule=schedule, settings=json.dumps({"drift_share": float(drift_share)}),
-                               creation_time=now, next_run_time=next_run_time)
+                               creation_time=now, next_run_time=next_run_time, project=home())
             audit_append(conn, AuditRecord(self.actor, "monitor.create", "monitor", name,
                                            {"deployment": deployment, "window_s": seconds, "schedule": schedule}),
                          now)
@@ -143,11 +148,11 @@ class MonitorService:
         now = now_ms()
         next_run_time = _next_run(schedule, now)
         with write(self.engine) as conn:
-            if sql.get_monitor(conn, name) is not None:
+            if sql.name_taken(conn, name):
                 raise Conflict(f"monitor {name!r} already exists", field="name")
             sql.insert_monitor(conn, name=name, deployment="", reference=LLM_REFERENCE, window_s=seconds,
                                schedule=schedule, settings=json.dumps({"traces": traces.model_dump()}),
-                               creation_time=now, next_run_time=next_run_time)
+                               creation_time=now, next_run_time=next_run_time, project=home())
             audit_append(conn, AuditRecord(self.actor, "monitor.create", "monitor", name,
                                            {"kind": "llm", "traces": traces.model_dump(), "window_s": seconds,
                                             "schedule": schedule}), now)
@@ -213,7 +218,8 @@ class MonitorService:
         if monitor.traces is not None:  # an LLM monitor: the window's traces
             from arsenale.monitoring.llm import window_values
 
-            count, llm_values, llm_report = window_values(self.engine, monitor.traces, start, end)
+            with project(monitor.project):  # its own project's traces, whoever runs it
+                count, llm_values, llm_report = window_values(self.engine, monitor.traces, start, end)
             return self._store(name, start, end, count, None, None, llm_values, llm_report)
         routes = self.deployments.get(monitor.deployment).policy.routes
         primary = max(routes, key=lambda r: r.weight)

@@ -50,7 +50,8 @@ from arsenale.errors import (
 )
 from arsenale.registry.contract import Contract
 from arsenale.security.limits import oversized_headers
-from arsenale.security.tokens import CachedVerifier, remote_verify, role_allows
+from arsenale.security.projects import DEFAULT_PROJECT
+from arsenale.security.tokens import ALL_PROJECTS, CachedVerifier, remote_verify, role_allows
 from arsenale.serving.batching import AdaptiveBatcher
 from arsenale.serving.executor import Executor
 from arsenale.serving.metrics import ServingMetrics, VersionMetrics
@@ -181,6 +182,7 @@ class ServingApp:
         self._rid_prefix = uuid.uuid4().hex[:16]
         self._rid_counter = itertools.count(1)
         self.verifier: CachedVerifier | None = None
+        self.project: str | None = None  # of the deployment or model served, known once it is first read
         if auth:
             uri = str(client.uri)
             verify = remote_verify(uri) if uri.startswith(("http://", "https://")) else client.tokens.verify
@@ -291,9 +293,11 @@ class ServingApp:
     def _read_policy(self) -> tuple[TrafficPolicy, int]:
         if self.deployment is not None:
             dep = self.client.deployments.get(self.deployment)
+            self.project = getattr(dep, "project", DEFAULT_PROJECT)
             return dep.policy, dep.revision
         spec = self.model_spec or ""
         mv = self.client.registry.resolve(spec if spec.startswith("models:/") else f"models:/{spec}")
+        self.project = getattr(self.client.registry.get_model(mv.name), "project", DEFAULT_PROJECT)
         return TrafficPolicy(routes=[Route(model=mv.name, version=mv.version, weight=100)]), 0
 
     async def _install(self, policy: TrafficPolicy, revision: int) -> None:
@@ -450,6 +454,12 @@ class ServingApp:
         principal = self.verifier.cached(token) or await asyncio.to_thread(self.verifier.check, token)
         if not role_allows(principal.role, needed):
             raise Forbidden(f"token {principal.name!r} has the {principal.role} role; this needs {needed}")
+        if principal.project != ALL_PROJECTS and principal.project != self.project:
+            if self.project is None:  # known once the policy is first read: wait as a prediction would
+                await self.wait_ready()
+            if principal.project != self.project:
+                raise Forbidden(f"token {principal.name!r} is for project {principal.project!r}; this server "
+                                f"serves {self.name!r} of another project")
 
     @staticmethod
     def _method(method: str, allowed: str, path: str) -> None:

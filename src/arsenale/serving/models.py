@@ -118,6 +118,7 @@ class Deployment(Schema):
     revision: int = Field(description="increases by one with every policy change, rollbacks included")
     creation_time: int
     last_update_time: int
+    project: str = Field(default="default", description="the project it belongs to")
 
 
 class PolicyChange(Schema):

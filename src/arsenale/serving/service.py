@@ -7,14 +7,19 @@ policy is written: moving an alias later does not silently change what productio
 
 A rollback restores the policy that came before the current one; a second rollback goes one step
 further back (the history is an undo stack, and every undo is itself a revision).
+
+A deployment belongs to the project it was created in. Under a confined scope another project's deployment
+is absent on every path (the store's reads by name check it), and model specs resolve through the registry,
+which only finds the scope's models: a deployment never answers with another project's version.
 """
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import ValidationError
 from sqlalchemy import Engine
@@ -22,6 +27,7 @@ from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 
 from arsenale.errors import Conflict, InvalidInput, NotFound
 from arsenale.registry.service import RegistryAPI
+from arsenale.security.projects import home
 from arsenale.serving.models import (
     LATENCY_BUCKETS_MS,
     CanaryPlan,
@@ -52,7 +58,7 @@ class DeploymentAPI(Protocol):
     def create(self, name: str, model: str, description: str | None = None,
                reason: str | None = None, feature_service: str | None = None) -> Deployment: ...
     def get(self, name: str) -> Deployment: ...
-    def list(self) -> list[Deployment]: ...
+    def list(self) -> builtins.list[Deployment]: ...
     def revision(self, name: str) -> int: ...
     def delete(self, name: str, reason: str | None = None) -> None: ...
     def split(self, name: str, weights: Mapping[str, float], sticky_key: str | None = None,
@@ -65,12 +71,12 @@ class DeploymentAPI(Protocol):
     def apply_decision(self, name: str, decision: Decision, expected_revision: int) -> Deployment: ...
     def rollback(self, name: str, reason: str | None = None) -> Deployment: ...
     def record_stats(self, name: str, replica: str, stats: Sequence[VersionStats]) -> None: ...
-    def summaries(self, name: str, since: int | None = None) -> list[VersionSummary]: ...
-    def decisions(self, name: str, limit: int = 100) -> list[Decision]: ...
-    def history(self, name: str, limit: int = 100) -> list[PolicyChange]: ...
+    def summaries(self, name: str, since: int | None = None) -> builtins.list[VersionSummary]: ...
+    def decisions(self, name: str, limit: int = 100) -> builtins.list[Decision]: ...
+    def history(self, name: str, limit: int = 100) -> builtins.list[PolicyChange]: ...
     def status(self, name: str, since: int | None = None) -> DeploymentStatus: ...
     def take_controller_lease(self, name: str, owner: str, ttl_s: float) -> bool: ...
-    def timeline(self, name: str, since: int | None = None, bucket_s: float = 60.0) -> list[TimelinePoint]: ...
+    def timeline(self, name: str, since: int | None = None, bucket_s: float = 60.0) -> builtins.list[TimelinePoint]: ...
 
 
 def _reason(reason: Any) -> str | None:
@@ -90,7 +96,8 @@ def _policy_json(policy: TrafficPolicy) -> str:
 def _deployment(row: Any) -> Deployment:
     return Deployment(name=row.name, description=row.description,
                       policy=TrafficPolicy.model_validate_json(row.policy), revision=row.revision,
-                      creation_time=row.creation_time, last_update_time=row.last_update_time)
+                      creation_time=row.creation_time, last_update_time=row.last_update_time,
+                      project=row.project)
 
 
 def _decision(row: Any) -> Decision:
@@ -131,7 +138,7 @@ class DeploymentService:
             raise NotFound(f"no deployment named {name!r}", field="name")
         return _deployment(row)
 
-    def list(self) -> list[Deployment]:
+    def list(self) -> builtins.list[Deployment]:
         with read(self.engine) as conn:
             return [_deployment(r) for r in sql.list_deployments(conn)]
 
@@ -142,12 +149,12 @@ class DeploymentService:
             raise NotFound(f"no deployment named {name!r}", field="name")
         return int(rev)
 
-    def decisions(self, name: str, limit: int = 100) -> list[Decision]:
+    def decisions(self, name: str, limit: int = 100) -> builtins.list[Decision]:
         check_deployment_name(name)
         with read(self.engine) as conn:
             return [_decision(r) for r in sql.list_decisions(conn, name, _limit(limit))]
 
-    def history(self, name: str, limit: int = 100) -> list[PolicyChange]:
+    def history(self, name: str, limit: int = 100) -> builtins.list[PolicyChange]:
         check_deployment_name(name)
         with read(self.engine) as conn:
             return [_change(r) for r in sql.list_revisions(conn, name, _limit(limit))]
@@ -177,9 +184,10 @@ class DeploymentService:
         now = now_ms()
         try:
             with write(self.engine) as conn:
-                if sql.get_deployment(conn, name) is not None:
+                if sql.name_taken(conn, name):
                     raise Conflict(f"deployment {name!r} already exists", field="name")
-                sql.insert_deployment(conn, name=name, description=description, policy=_policy_json(policy), now=now)
+                sql.insert_deployment(conn, name=name, description=description, policy=_policy_json(policy), now=now,
+                                      project=home())
                 sql.insert_revision(conn, deployment=name, revision=1, action="create", policy=_policy_json(policy),
                                     actor=self.actor, reason=why, now=now)
                 self._audit(conn, "deployment.create", name,
@@ -365,7 +373,7 @@ class DeploymentService:
                 raise NotFound(f"no deployment named {name!r}", field="name")
             sql.insert_stats(conn, rows)
 
-    def summaries(self, name: str, since: int | None = None) -> list[VersionSummary]:
+    def summaries(self, name: str, since: int | None = None) -> builtins.list[VersionSummary]:
         """Traffic per version since `since` (default: the last 15 minutes), summed over replicas."""
         check_deployment_name(name)
         start = now_ms() - STATUS_WINDOW_MS if since is None else int(since)
@@ -373,7 +381,7 @@ class DeploymentService:
             rows = sql.stats_since(conn, name, start)
         return summarize(rows)
 
-    def timeline(self, name: str, since: int | None = None, bucket_s: float = 60.0) -> list[TimelinePoint]:
+    def timeline(self, name: str, since: int | None = None, bucket_s: float = 60.0) -> builtins.list[TimelinePoint]:
         """Traffic per version per time bucket since `since` (default: the last 15 minutes)."""
         check_deployment_name(name)
         if isinstance(bucket_s, bool) or not isinstance(bucket_s, (int, float)) or not 1 <= bucket_s <= 86_400:
@@ -409,7 +417,7 @@ class DeploymentService:
 
 def summarize(rows: Sequence[Any]) -> list[VersionSummary]:
     """Sum statistics rows (from several replicas and windows) per (model, version, role)."""
-    acc: dict[tuple[str, int, str], list[Any]] = {}
+    acc: dict[tuple[str, int, Literal["route", "shadow"]], list[Any]] = {}
     nbuckets = len(LATENCY_BUCKETS_MS) + 1
     for r in rows:
         key = (r.model, int(r.version), r.role)

@@ -2,15 +2,29 @@
 
 `lock_rules` is `SELECT … FOR UPDATE`: on PostgreSQL it serialises evaluations of one monitor's rules row by
 row; on SQLite the clause is dropped and the write transaction (BEGIN IMMEDIATE) already serialises writers.
+
+Rules and alerts have no project of their own: they are their monitor's. The reads a person asks for carry the
+monitor's `project` (for `visible_row`) and the lists keep to the scope's monitors; evaluation and delivery
+bookkeeping go by id, after their monitor was checked.
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from arsenale.store.tables import alert_rules, alerts
+from arsenale.security.projects import current, in_scope
+from arsenale.store.tables import alert_rules, alerts, monitors
+
+# The monitor a rule (or an alert, through its rule) belongs to: where its project comes from.
+_MONITOR = monitors.c.name == alert_rules.c.monitor
+
+
+def _in_scope(q: Any) -> Any:
+    """`q` (over alert_rules) kept to the scope's monitors; as it is when unconfined."""
+    return q.join(monitors, _MONITOR).where(in_scope(monitors.c.project)) if current().confined else q
 
 
 def insert_rule(conn: Connection, **row: Any) -> int:
@@ -18,7 +32,9 @@ def insert_rule(conn: Connection, **row: Any) -> int:
 
 
 def get_rule(conn: Connection, rule_id: int) -> Any | None:
-    return conn.execute(select(alert_rules).where(alert_rules.c.id == rule_id)).first()
+    """The rule with its monitor's `project`."""
+    return conn.execute(select(alert_rules, monitors.c.project).outerjoin(monitors, _MONITOR)
+                        .where(alert_rules.c.id == rule_id)).first()
 
 
 def find_rule(conn: Connection, monitor: str, name: str) -> Any | None:
@@ -27,7 +43,8 @@ def find_rule(conn: Connection, monitor: str, name: str) -> Any | None:
 
 
 def list_rules(conn: Connection, monitor: str | None = None) -> Sequence[Any]:
-    q = select(alert_rules).order_by(alert_rules.c.monitor, alert_rules.c.id)
+    """The rules of the scope's monitors (every rule when unconfined)."""
+    q = _in_scope(select(alert_rules)).order_by(alert_rules.c.monitor, alert_rules.c.id)
     if monitor is not None:
         q = q.where(alert_rules.c.monitor == monitor)
     return conn.execute(q).all()
@@ -60,8 +77,12 @@ def _with_rule() -> Any:
 
 
 def get_alert(conn: Connection, alert_id: int, *, lock: bool = False) -> Any | None:
+    """The alert with its rule's name and severity (and, unless locking it to update, its monitor's
+    `project`)."""
     q = _with_rule().where(alerts.c.id == alert_id)
-    return conn.execute(q.with_for_update(of=alerts) if lock else q).first()
+    if lock:
+        return conn.execute(q.with_for_update(of=alerts)).first()
+    return conn.execute(q.add_columns(monitors.c.project).outerjoin(monitors, _MONITOR)).first()
 
 
 def open_alert(conn: Connection, rule_id: int) -> Any | None:
@@ -72,7 +93,7 @@ def open_alert(conn: Connection, rule_id: int) -> Any | None:
 
 def list_alerts(conn: Connection, monitor: str | None, status: str | None, limit: int) -> Sequence[Any]:
     """Newest first."""
-    q = _with_rule().order_by(alerts.c.id.desc()).limit(limit)
+    q = _in_scope(_with_rule()).order_by(alerts.c.id.desc()).limit(limit)
     if monitor is not None:
         q = q.where(alerts.c.monitor == monitor)
     if status is not None:

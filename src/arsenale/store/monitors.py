@@ -1,11 +1,17 @@
-"""SQL for monitors and their evaluations. Each function runs inside the caller's transaction."""
+"""SQL for monitors and their evaluations. Each function runs inside the caller's transaction.
+
+Reads by name and lists honour the project scope (`arsenale.security.projects`): another project's monitor
+reads as absent. Runs and alert rules are reached through their monitor. The scheduling queries serve the
+background scheduler, which runs unconfined over every project."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import Connection, delete, insert, or_, select, update
 
+from arsenale.security.projects import current, in_scope, visible_row
 from arsenale.store.tables import alert_rules, alerts, monitor_runs, monitors
 
 
@@ -13,17 +19,26 @@ def insert_monitor(conn: Connection, **row: Any) -> None:
     conn.execute(insert(monitors).values(**row))
 
 
+def name_taken(conn: Connection, name: str) -> bool:
+    """Whether any project has a monitor of this name: names are unique across projects."""
+    return conn.execute(select(monitors.c.name).where(monitors.c.name == name)).first() is not None
+
+
 def get_monitor(conn: Connection, name: str) -> Any | None:
-    return conn.execute(select(monitors).where(monitors.c.name == name)).first()
+    """The monitor, or None when it is missing or outside the project scope."""
+    return visible_row(conn.execute(select(monitors).where(monitors.c.name == name)).first())
 
 
 def list_monitors(conn: Connection) -> Sequence[Any]:
-    return conn.execute(select(monitors).order_by(monitors.c.name)).all()
+    return conn.execute(select(monitors).where(in_scope(monitors.c.project)).order_by(monitors.c.name)).all()
 
 
 def delete_monitor(conn: Connection, name: str) -> bool:
     """The monitor, its evaluations, its alert rules and their alerts (explicitly: SQLite enforces the foreign
-    keys' ON DELETE CASCADE only on connections that turned them on)."""
+    keys' ON DELETE CASCADE only on connections that turned them on). False, deleting nothing, when it is
+    missing or outside the project scope."""
+    if current().confined and get_monitor(conn, name) is None:
+        return False
     rule_ids = select(alert_rules.c.id).where(alert_rules.c.monitor == name).scalar_subquery()
     conn.execute(delete(alerts).where(alerts.c.rule_id.in_(rule_ids)))
     conn.execute(delete(alert_rules).where(alert_rules.c.monitor == name))
@@ -64,7 +79,8 @@ def newest_runs(conn: Connection) -> Sequence[Any]:
                  .correlate(monitors).scalar_subquery())
     return conn.execute(select(monitors.c.name, monitors.c.deployment, monitor_runs.c["values"],
                                monitor_runs.c.timestamp)
-                        .join(monitor_runs, monitor_runs.c.id == newest_id).order_by(monitors.c.name)).all()
+                        .join(monitor_runs, monitor_runs.c.id == newest_id).where(in_scope(monitors.c.project))
+                        .order_by(monitors.c.name)).all()
 
 
 # ---- scheduling ------------------------------------------------------------------------------
