@@ -30,6 +30,7 @@ from pydantic import TypeAdapter
 from arsenale.client.http import HttpTransport, path_param
 from arsenale.errors import InvalidInput, NotFound
 from arsenale.llm.vectors import MAX_K, METRICS, Embedder, Hit, IndexVersion, VectorIndex, hashing_embedder
+from arsenale.security.projects import DEFAULT_PROJECT, in_scope, visible_row
 from arsenale.store import tables as t
 from arsenale.store.db import read
 from arsenale.tracking.models import check_name
@@ -55,6 +56,7 @@ class IndexInfo:
     count: int
     creation_time: int
     created_by: str
+    project: str = DEFAULT_PROJECT
 
 
 _INFOS = TypeAdapter(builtins.list[IndexInfo])
@@ -160,16 +162,19 @@ class LocalIndexes:
         q = (sa.select(i, latest.c.version, v.c.count.label("rows"))
              .select_from(i.outerjoin(latest, latest.c.name == i.c.name)
                           .outerjoin(v, sa.and_(v.c.name == i.c.name, v.c.version == latest.c.version)))
-             .order_by(i.c.name))
+             .where(in_scope(i.c.project)).order_by(i.c.name))
         with read(self._engine) as conn:
             rows = conn.execute(q).all()
         return [IndexInfo(name=r.name, dim=r.dim, metric=r.metric, embedder=r.embedder, latest_version=r.version,
-                          count=r.rows or 0, creation_time=r.creation_time, created_by=r.created_by) for r in rows]
+                          count=r.rows or 0, creation_time=r.creation_time, created_by=r.created_by,
+                          project=r.project) for r in rows]
 
     def _row(self, name: Any) -> Any:
+        """The index's row; None for a missing one and for one of another project alike."""
         name = check_name(name, "name")
         with read(self._engine) as conn:
-            return conn.execute(sa.select(t.vector_indexes).where(t.vector_indexes.c.name == name)).first()
+            return visible_row(conn.execute(sa.select(t.vector_indexes)
+                                            .where(t.vector_indexes.c.name == name)).first())
 
     def _existing(self, name: Any) -> Any:
         row = self._row(name)
@@ -183,7 +188,7 @@ class LocalIndexes:
         return IndexInfo(name=row.name, dim=row.dim, metric=row.metric, embedder=row.embedder,
                          latest_version=latest[0].version if latest else None,
                          count=latest[0].count if latest else 0, creation_time=row.creation_time,
-                         created_by=row.created_by)
+                         created_by=row.created_by, project=row.project)
 
     def _index(self, row: Any) -> VectorIndex:
         embedder = server_embedder(row.embedder, row.dim) or _NamedEmbedder(row.embedder or "unknown", row.name)

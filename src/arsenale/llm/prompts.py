@@ -37,7 +37,8 @@ from jinja2.sandbox import (
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 
-from arsenale.errors import InvalidInput, NotFound
+from arsenale.errors import Conflict, InvalidInput, NotFound
+from arsenale.security.projects import visible
 from arsenale.store import prompts as sql
 from arsenale.store.audit import AuditRecord
 from arsenale.store.audit import append as audit_append
@@ -87,6 +88,7 @@ class PromptVersion(BaseModel):
 
 class Prompt(BaseModel):
     name: str
+    project: str = "default"
     description: str | None = None
     latest_version: int
     labels: dict[str, int] = Field(default_factory=dict, description="label -> version")
@@ -384,7 +386,9 @@ class PromptService:
         now = now_ms()
         with write(self.engine) as conn:
             sql.ensure_prompt(conn, name, description, now, self.actor)
-            sql.lock_prompt(conn, name)  # concurrent writers of one prompt queue here (PostgreSQL)
+            owner = sql.lock_prompt(conn, name)  # concurrent writers of one prompt queue here (PostgreSQL)
+            if not visible(owner):  # names are global: this one is another project's prompt
+                raise Conflict(f"prompt name {name!r} is already taken", field="name")
             existing = sql.find_digest(conn, name, digest)
             if existing is None:
                 version = sql.next_version(conn, name)
@@ -418,14 +422,15 @@ class PromptService:
         name = check_prompt_name(name)
         with read(self.engine) as conn:
             row = self._require(conn, name)
-            return Prompt(name=row.name, description=row.description, latest_version=sql.latest(conn, name) or 0,
+            return Prompt(name=row.name, project=row.project, description=row.description,
+                          latest_version=sql.latest(conn, name) or 0,
                           labels=sql.labels(conn, name), creation_time=row.creation_time,
                           created_by=row.created_by)
 
     def list(self) -> builtins.list[Prompt]:
         with read(self.engine) as conn:
             labels = sql.all_labels(conn)
-            return [Prompt(name=r.name, description=r.description, latest_version=r.latest or 0,
+            return [Prompt(name=r.name, project=r.project, description=r.description, latest_version=r.latest or 0,
                            labels=labels.get(r.name, {}), creation_time=r.creation_time, created_by=r.created_by)
                     for r in sql.list_prompts(conn)]
 

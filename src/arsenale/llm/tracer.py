@@ -29,6 +29,9 @@ from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from arsenale.security import projects
+from arsenale.security.projects import ProjectScope, use_scope
+
 __all__ = ["SpanHandle", "flush", "span", "trace"]
 
 FLUSH_SPANS = 1000
@@ -59,8 +62,9 @@ class _Writer:
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._wake = threading.Event()
-        self._spans: list[dict[str, Any]] = []
-        self._scores: list[dict[str, Any]] = []
+        # each with the project scope it was made in: the thread that writes it stands in none
+        self._spans: list[tuple[ProjectScope, dict[str, Any]]] = []
+        self._scores: list[tuple[ProjectScope, dict[str, Any]]] = []
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
         self.error: BaseException | None = None
@@ -69,7 +73,7 @@ class _Writer:
         if self._pid != os.getpid():  # a forked child: the parent's thread and lock do not exist here
             self._reset()
         with self._lock:
-            self._spans.append(row)
+            self._spans.append((projects.current(), row))
             n = len(self._spans)
         if n >= MAX_PENDING:
             self.write()
@@ -81,7 +85,7 @@ class _Writer:
 
     def add_score(self, score: dict[str, Any]) -> None:
         with self._lock:
-            self._scores.append(score)
+            self._scores.append((projects.current(), score))
         self._wake.set()
         if self._thread is None:
             self._start()
@@ -122,10 +126,13 @@ class _Writer:
                 scores, self._scores = self._scores, []
             sent_scores = 0
             try:
-                for i in range(0, len(spans), BATCH_SPANS):
-                    self.api.ingest(spans[i:i + BATCH_SPANS])
-                for score in scores:  # after the spans: a score needs its trace stored
-                    self.api.score(**score)
+                for scope, rows in _by_scope(spans).items():
+                    with use_scope(scope):
+                        for i in range(0, len(rows), BATCH_SPANS):
+                            self.api.ingest(rows[i:i + BATCH_SPANS])
+                for scope, score in scores:  # after the spans: a score needs its trace stored
+                    with use_scope(scope):
+                        self.api.score(**score)
                     sent_scores += 1
             except BaseException as exc:
                 with self._lock:  # re-writing stored spans is harmless (idempotent): the whole batch goes back
@@ -137,6 +144,14 @@ class _Writer:
 
     def flush(self) -> None:
         self.write()
+
+
+def _by_scope(spans: list[tuple[ProjectScope, dict[str, Any]]]) -> dict[ProjectScope, list[dict[str, Any]]]:
+    """Spans grouped by the project scope they were made in (almost always one group), in order."""
+    groups: dict[ProjectScope, list[dict[str, Any]]] = {}
+    for scope, row in spans:
+        groups.setdefault(scope, []).append(row)
+    return groups
 
 
 _writers: weakref.WeakKeyDictionary[Any, _Writer] = weakref.WeakKeyDictionary()

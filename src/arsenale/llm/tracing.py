@@ -35,6 +35,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 
 from arsenale.errors import InvalidInput, NotFound
+from arsenale.security.projects import current
 from arsenale.store import traces as sql
 from arsenale.store.db import read, write
 from arsenale.store.tables import MAX_NAME
@@ -106,6 +107,7 @@ class Score(BaseModel):
 
 class Trace(BaseModel):
     trace_id: str
+    project: str = "default"
     name: str | None = None
     session: str | None = None
     user_id: str | None = None
@@ -375,7 +377,7 @@ def _trace(row: Any, spans: Sequence[Any] = (), scores: Sequence[Any] = ()) -> T
     ids = {s.span_id for s in span_models}
     for s in span_models:
         s.orphan = s.parent_span_id is not None and s.parent_span_id not in ids
-    return Trace(trace_id=row.trace_id, name=row.name, session=row.session, user_id=row.user_id,
+    return Trace(trace_id=row.trace_id, project=row.project, name=row.name, session=row.session, user_id=row.user_id,
                  start_ns=row.start_ns, end_ns=row.end_ns, status=row.status, span_count=row.spans,
                  input_tokens=row.input_tokens, output_tokens=row.output_tokens, cost=row.cost, prompt=row.prompt,
                  attributes=json.loads(row.attributes or "{}"), spans=span_models,
@@ -443,11 +445,17 @@ class TraceService:
                 errors.append(exc.message)
                 continue
             rows[(row["trace_id"], row["span_id"])] = row  # the last of two copies in one batch wins
-        if rows:
-            self._store(list(rows.values()))
-        return IngestResult(accepted=len(spans) - len(errors), rejected=len(errors), errors=errors[:20])
+        rejected = len(errors)
+        for tid in self._store(list(rows.values())) if rows else []:
+            n = sum(1 for t, _ in rows if t == tid)
+            rejected += n
+            errors.append(f"trace {tid} belongs to another project: its {n} span{'s were' if n > 1 else ' was'} "
+                          f"not stored")
+        return IngestResult(accepted=len(spans) - rejected, rejected=rejected, errors=errors[:20])
 
-    def _store(self, rows: list[dict[str, Any]]) -> None:
+    def _store(self, rows: list[dict[str, Any]]) -> list[str]:
+        """Store the spans; the ids of the traces refused because they are another project's (a trace is its
+        first sender's project's: a confined request never attaches spans to, or changes, another's)."""
         trace_ids = sorted({r["trace_id"] for r in rows})
         identity: dict[str, dict[str, Any]] = {}
         for r in sorted(rows, key=lambda r: r["parent_span_id"] is None):  # roots last: theirs win
@@ -466,8 +474,15 @@ class TraceService:
                 r["attributes"] = _dumps(r["attributes"])
                 r["events"] = _dumps(r["events"])
             sql.ensure_traces(conn, trace_ids)
-            sql.replace_spans(conn, rows)
-            sql.roll_up(conn, trace_ids, identity)
+            scope = current()
+            refused = sorted(sql.foreign_traces(conn, trace_ids, scope.home)) if scope.confined else []
+            if refused:
+                trace_ids = [t for t in trace_ids if t not in refused]
+                rows = [r for r in rows if r["trace_id"] not in refused]
+            if rows:
+                sql.replace_spans(conn, rows)
+                sql.roll_up(conn, trace_ids, identity)
+        return refused
 
     def get(self, trace_id: str) -> Trace:
         trace_id = check_trace_id(trace_id)

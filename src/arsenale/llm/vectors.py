@@ -40,6 +40,7 @@ import sqlalchemy as sa
 
 from arsenale.errors import Conflict, IntegrityError, InvalidInput, NotFound
 from arsenale.llm import scorers
+from arsenale.security.projects import current, home, in_scope, visible, visible_row
 from arsenale.store import tables as t
 from arsenale.store.db import read, write
 from arsenale.tracking.models import check_name, now_ms
@@ -235,7 +236,9 @@ class VectorIndex:
         return client.audit.engine, client.registry.blobs, client.registry.actor
 
     def _index_row(self, conn: sa.Connection) -> Any:
-        row = conn.execute(sa.select(t.vector_indexes).where(t.vector_indexes.c.name == self.name)).first()
+        """The index's row; None for a missing one and for one outside the project scope alike."""
+        row = visible_row(conn.execute(sa.select(t.vector_indexes)
+                                       .where(t.vector_indexes.c.name == self.name)).first())
         if row is not None:
             if self.dim is not None and row.dim != self.dim:
                 raise InvalidInput(f"index {self.name!r} has dimension {row.dim}, not {self.dim}", field="dim")
@@ -248,9 +251,17 @@ class VectorIndex:
         embed = self.embedder or hashing_embedder(dim or self.dim or 256)
         return _matrix(embed(texts), len(texts), dim, "the embedder's output")
 
+    def _versions_query(self) -> Any:
+        """This index's versions; none when the index is outside the project scope (checked through it)."""
+        v, i = t.vector_index_versions, t.vector_indexes
+        q = sa.select(v).where(v.c.name == self.name)
+        if current().confined:
+            q = q.where(v.c.name.in_(sa.select(i.c.name).where(i.c.name == self.name, in_scope(i.c.project))))
+        return q
+
     def _version_row(self, conn: sa.Connection, version: int | None) -> Any:
         v = t.vector_index_versions
-        q = sa.select(v).where(v.c.name == self.name)
+        q = self._versions_query()
         if version is None:
             q = q.order_by(v.c.version.desc()).limit(1)
         else:
@@ -314,11 +325,12 @@ class VectorIndex:
         with write(engine) as conn:
             index = self._index_row(conn)
             if index is None:
+                _refuse_foreign(conn, self.name)
                 described = (f"hashing_embedder({dim})" if self.embedder is None
                              else getattr(self.embedder, "__name__", None) or repr(self.embedder))
                 conn.execute(sa.insert(t.vector_indexes).values(
                     name=self.name, dim=dim, metric=self.metric, embedder=described[:2000], creation_time=now,
-                    created_by=actor))
+                    created_by=actor, project=home()))
             elif index.dim != dim:  # created meanwhile by another writer, with another dimension
                 raise InvalidInput(f"index {self.name!r} has dimension {index.dim}, not {dim}", field="dim")
             v = t.vector_index_versions
@@ -393,7 +405,7 @@ class VectorIndex:
         engine, _, _ = self._local()
         v = t.vector_index_versions
         with read(engine) as conn:
-            rows = conn.execute(sa.select(v).where(v.c.name == self.name).order_by(v.c.version)).all()
+            rows = conn.execute(self._versions_query().order_by(v.c.version)).all()
         return [self._model(r) for r in rows]
 
     def get(self, version: int | None = None) -> IndexVersion:
@@ -473,6 +485,16 @@ class VectorIndex:
         if len(idx) and (idx.min() < 0 or idx.max() >= len(rows.ids)):
             raise IntegrityError(f"the pgvector table of {self.name!r} version {row.version} does not match it")
         return idx, scores
+
+
+def _refuse_foreign(conn: sa.Connection, name: str) -> None:
+    """Names are global: creating an index whose name another project holds is refused (only a confined
+    caller can meet one: unconfined, every index is visible)."""
+    if current().confined:
+        owner = conn.execute(sa.select(t.vector_indexes.c.project)
+                             .where(t.vector_indexes.c.name == name)).scalar()
+        if owner is not None and not visible(owner):
+            raise Conflict(f"vector index name {name!r} is already taken", field="name")
 
 
 def _exact(vectors: np.ndarray, q: np.ndarray, k: int, metric: str) -> tuple[np.ndarray, np.ndarray]:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from arsenale.security.projects import in_scope
 from arsenale.store.tables import llm_scores, llm_traces
 
 _CHUNK = 400  # trace ids per IN list: far below SQLite's bound-parameter limit
@@ -23,7 +24,9 @@ def window_traces(conn: Connection, *, since_ns: int, until_ns: int, name: str |
     trace name and whose prompt is one of `prompts` or starts with one of `prompt_prefixes`. Oldest first.
     The root span's attributes (the largest column) only when asked for."""
     t = llm_traces.c
-    where: list[ColumnElement[bool]] = [t.spans > 0, t.start_ns >= since_ns, t.start_ns < until_ns]
+    # background runs are unconfined (every project's traces); a run inside a project's scope reads its own
+    where: list[ColumnElement[bool]] = [t.spans > 0, t.start_ns >= since_ns, t.start_ns < until_ns,
+                                        in_scope(t.project)]
     if name is not None:
         where.append(t.name == name)
     matches: list[ColumnElement[bool]] = [t.prompt == p for p in prompts]

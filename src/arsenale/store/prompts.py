@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from arsenale.security.projects import current, home, in_scope, visible_row
 from arsenale.store.tables import prompt_labels, prompt_versions, prompts
 
 
@@ -22,15 +23,18 @@ def _upsert(conn: Connection, table: Any) -> Any:
 
 def ensure_prompt(conn: Connection, name: str, description: str | None, now: int, actor: str) -> None:
     conn.execute(_upsert(conn, prompts).values(name=name, description=description, creation_time=now,
-                                               created_by=actor).on_conflict_do_nothing())
+                                               created_by=actor, project=home()).on_conflict_do_nothing())
 
 
-def lock_prompt(conn: Connection, name: str) -> None:
-    conn.execute(select(prompts.c.name).where(prompts.c.name == name).with_for_update())
+def lock_prompt(conn: Connection, name: str) -> str | None:
+    """Lock the prompt's row; its project, so a writer can tell whether the name is its own."""
+    found = conn.execute(select(prompts.c.project).where(prompts.c.name == name).with_for_update()).scalar()
+    return None if found is None else str(found)
 
 
 def get_prompt(conn: Connection, name: str) -> Any | None:
-    return conn.execute(select(prompts).where(prompts.c.name == name)).first()
+    """The prompt's row; None for a missing one and for one outside the project scope alike."""
+    return visible_row(conn.execute(select(prompts).where(prompts.c.name == name)).first())
 
 
 def find_digest(conn: Connection, name: str, digest: str) -> int | None:
@@ -71,7 +75,8 @@ def list_prompts(conn: Connection) -> Sequence[Any]:
     newest = select(prompt_versions.c.name, func.max(prompt_versions.c.version).label("latest")) \
         .group_by(prompt_versions.c.name).subquery()
     return conn.execute(select(prompts, newest.c.latest).join(newest, newest.c.name == prompts.c.name,
-                                                              isouter=True).order_by(prompts.c.name)).all()
+                                                              isouter=True)
+                        .where(in_scope(prompts.c.project)).order_by(prompts.c.name)).all()
 
 
 def get_label(conn: Connection, name: str, label: str) -> int | None:
@@ -94,7 +99,10 @@ def labels_of(conn: Connection, name: str, version: int) -> list[str]:
 
 def all_labels(conn: Connection) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
-    for r in conn.execute(select(prompt_labels).order_by(prompt_labels.c.name, prompt_labels.c.label)):
+    q = select(prompt_labels).order_by(prompt_labels.c.name, prompt_labels.c.label)
+    if current().confined:  # another project's labels are not read at all
+        q = q.join(prompts, prompts.c.name == prompt_labels.c.name).where(in_scope(prompts.c.project))
+    for r in conn.execute(q):
         out.setdefault(r.name, {})[r.label] = int(r.version)
     return out
 

@@ -9,6 +9,7 @@ from sqlalchemy import Connection, and_, bindparam, case, func, or_, select, upd
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
+from arsenale.security.projects import home, in_scope, visible_row
 from arsenale.store.db import in_chunks
 from arsenale.store.tables import llm_prices, llm_scores, llm_spans, llm_traces
 
@@ -18,10 +19,21 @@ def _insert(conn: Connection, table: Any) -> Any:
 
 
 def ensure_traces(conn: Connection, trace_ids: Sequence[str]) -> None:
-    """A placeholder roll-up row for each trace not stored yet (spans reference it); concurrent-safe."""
+    """A placeholder roll-up row for each trace not stored yet (spans reference it), in the project of the
+    request that first sends it; concurrent-safe."""
+    project = home()
     rows = [{"trace_id": t, "status": "UNSET", "spans": 0, "input_tokens": 0, "output_tokens": 0,
-             "attributes": "{}"} for t in trace_ids]
+             "attributes": "{}", "project": project} for t in trace_ids]
     conn.execute(_insert(conn, llm_traces).on_conflict_do_nothing(index_elements=["trace_id"]), rows)
+
+
+def foreign_traces(conn: Connection, trace_ids: Sequence[str], project: str) -> set[str]:
+    """The ids among `trace_ids` whose trace belongs to a project other than `project`."""
+    out: set[str] = set()
+    for chunk in in_chunks(trace_ids):
+        out.update(conn.execute(select(llm_traces.c.trace_id).where(
+            llm_traces.c.trace_id.in_(chunk), llm_traces.c.project != project)).scalars())
+    return out
 
 
 def replace_spans(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
@@ -86,7 +98,8 @@ def upsert_price(conn: Connection, **row: Any) -> Any:
 
 
 def get_trace(conn: Connection, trace_id: str) -> Any | None:
-    return conn.execute(select(llm_traces).where(llm_traces.c.trace_id == trace_id)).first()
+    """The trace's row; None for a missing one and for one outside the project scope alike."""
+    return visible_row(conn.execute(select(llm_traces).where(llm_traces.c.trace_id == trace_id)).first())
 
 
 def get_spans(conn: Connection, trace_id: str) -> Sequence[Any]:
@@ -118,7 +131,7 @@ def search(conn: Connection, *, session: str | None, user: str | None, name: str
     """Newest first (by start time, then id), keyset-paged after `after`. An attribute condition is met when
     any span of the trace holds one of the given JSON spellings of `key: value`."""
     t = llm_traces.c
-    where: list[ColumnElement[bool]] = [t.spans > 0]
+    where: list[ColumnElement[bool]] = [t.spans > 0, in_scope(t.project)]
     for column, value in ((t.session, session), (t.user_id, user), (t.name, name), (t.prompt, prompt),
                           (t.status, status)):
         if value is not None:
@@ -148,7 +161,8 @@ def search(conn: Connection, *, session: str | None, user: str | None, name: str
 def window(conn: Connection, since_ns: int, limit: int) -> Sequence[Any]:
     """Start, end and cost of the traces started since `since_ns` (for cost and latency over time)."""
     t = llm_traces.c
-    return conn.execute(select(t.start_ns, t.end_ns, t.cost).where(t.spans > 0, t.start_ns >= since_ns)
+    return conn.execute(select(t.start_ns, t.end_ns, t.cost).where(t.spans > 0, t.start_ns >= since_ns,
+                                                                    in_scope(t.project))
                         .order_by(t.start_ns).limit(limit)).all()
 
 
@@ -163,5 +177,5 @@ def sessions(conn: Connection, since_ns: int, limit: int) -> Sequence[Any]:
                func.sum(case((t.status == "ERROR", 1), else_=0)).label("errors"),
                func.sum(t.input_tokens).label("input_tokens"), func.sum(t.output_tokens).label("output_tokens"),
                func.sum(t.cost).label("cost"))
-        .where(t.session.is_not(None), t.spans > 0, t.start_ns >= since_ns)
+        .where(t.session.is_not(None), t.spans > 0, t.start_ns >= since_ns, in_scope(t.project))
         .group_by(t.session).order_by(last.desc(), t.session).limit(limit)).all()
