@@ -269,6 +269,62 @@ def test_old_inference_log_partitions_are_deleted(client: Client, tmp_path: Path
     assert svc.apply(now=NOW).results[0].deleted == {"partitions": 0, "files": 0}
 
 
+# ---- projects ------------------------------------------------------------------------------------------------
+
+
+def test_a_projects_policy_covers_its_project_and_star_covers_the_rest(client: Client, tmp_path: Path) -> None:
+    """alpha keeps traces 1 day, everyone else 30: a 10-day-old trace goes in alpha and stays in beta and
+    default; a 40-day-old one goes everywhere. The same split for deleted runs and inference logs."""
+    from arsenale.security.projects import project
+    from arsenale.store import tables as t
+
+    svc = _service(client, tmp_path)
+    with project("alpha"):
+        alpha_10 = _trace(client, NOW - 10 * DAY_MS)
+    with project("beta"):
+        beta_10, beta_40 = _trace(client, NOW - 10 * DAY_MS), _trace(client, NOW - 40 * DAY_MS)
+    default_10 = _trace(client, NOW - 10 * DAY_MS)
+    svc.set_policy("traces", "30d")
+    svc.set_policy("traces", "1d", project="alpha")
+    report = {(r.project, r.kind): r for r in svc.apply(now=NOW).results}
+    assert report["alpha", "traces"].deleted["traces"] == 1
+    assert report["*", "traces"].deleted["traces"] == 1
+    with pytest.raises(NotFound):
+        client.traces.get(alpha_10)
+    with pytest.raises(NotFound):
+        client.traces.get(beta_40)
+    assert client.traces.get(beta_10).span_count == client.traces.get(default_10).span_count == 2
+
+    with project("alpha"):
+        alpha_run, _ = _run_with_artifact(client, b"alpha weights", experiment="alpha-exp")
+    with project("beta"):
+        beta_run, _ = _run_with_artifact(client, b"beta weights", experiment="beta-exp")
+    client.tracking.delete_run(alpha_run)
+    client.tracking.delete_run(beta_run)
+    svc.set_policy("deleted_run_artifacts", "1d", project="beta")
+    svc.apply(now=NOW)  # sees both deletions
+    purged = svc.apply(now=NOW + 2 * DAY_MS).results
+    assert [(r.project, r.deleted["runs"]) for r in purged if r.kind == "deleted_run_artifacts"] == [("beta", 1)]
+    with pytest.raises(NotFound):
+        client.tracking.get_run(beta_run)
+    assert client.tracking.get_run(alpha_run).info.lifecycle_stage == "deleted"  # no policy covers alpha
+
+    root = tmp_path / "inference"
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    with client.registry.store.engine.begin() as conn:  # type: ignore[attr-defined]
+        import sqlalchemy as sa
+
+        conn.execute(sa.insert(t.deployments).values(name="alpha-svc", project="alpha", policy="{}", revision=1,
+                                                     creation_time=now_ms, last_update_time=now_ms))
+    alpha_log = _partition(root, "alpha-svc", NOW - 3 * DAY_MS)
+    orphan_log = _partition(root, "gone-svc", NOW - 3 * DAY_MS)  # no deployment row: counts as `default`
+    svc.set_policy("inference_logs", "1d", project="alpha")
+    logs = [r for r in svc.apply(now=NOW).results if r.kind == "inference_logs"]
+    assert [(r.project, r.deleted["partitions"]) for r in logs] == [("alpha", 1)]
+    assert not alpha_log.exists() and orphan_log.exists()
+    assert client.audit.verify().ok
+
+
 # ---- concurrency -------------------------------------------------------------------------------------------
 
 

@@ -17,9 +17,10 @@ What each kind deletes:
   store. Runs carry no deletion time, so the age counts from the first apply that saw the run deleted:
   purged at most one scheduler interval late, never early; a run restored in between starts over.
 
-Projects: a policy names a project, or "*" for every project. Resources carry no project yet, so today a
-policy for a named project applies to everything too (with several policies of one kind, the shortest age
-wins); once they do, a named project's policy will cover only that project's resources.
+Projects: a policy names a project, or "*". A named project's policy covers that project's resources only
+(traces by their project, deleted runs by their experiment's, inference logs by their deployment's); "*"
+covers every project that has no policy of its own for that kind, so a project can keep things longer or
+shorter than the rest. Inference logs of a deployment that no longer exists count as the `default` project's.
 
 Safety. Nothing a legal hold protects is deleted: the run that produced a held model version is never
 purged, and a blob any model version lists (held or not) is never removed. Work goes in bounded batches, each
@@ -41,6 +42,7 @@ import re
 import socket
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -50,6 +52,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.dialects import postgresql, sqlite
 
 from arsenale.errors import InvalidInput, NotFound
+from arsenale.security.projects import DEFAULT_PROJECT
 from arsenale.security.tokens import ALL_PROJECTS, check_project
 from arsenale.store import tables as t
 from arsenale.store.artifacts import ArtifactStore
@@ -234,7 +237,7 @@ class RetentionService:
         purge = {"inference_logs": self._inference_logs, "traces": self._traces,
                  "deleted_run_artifacts": self._deleted_runs}[policy.kind]
         try:
-            deleted, freed, held, remaining = purge(at, cutoff, dry_run)
+            deleted, freed, held, remaining = purge(at, cutoff, dry_run, self._covered(policy))
             result = PolicyResult(**base, status="dry_run" if dry_run else "applied", deleted=deleted, bytes=freed,
                                   held=held, remaining=remaining)
         except Exception as exc:  # noqa: BLE001 - one policy's failure must not stop the others
@@ -243,6 +246,16 @@ class RetentionService:
         if not dry_run:
             self._release(policy, at, owner, result)
         return result
+
+    def _covered(self, policy: RetentionPolicy) -> _Projects:
+        """The projects `policy` covers: its own, or for "*" every project without a policy of this kind."""
+        if policy.project != ALL_PROJECTS:
+            return _Projects(frozenset({policy.project}), inclusive=True)
+        p = t.retention_policies.c
+        with read(self.engine) as conn:
+            own = {r for (r,) in conn.execute(sa.select(p.project).where(p.kind == policy.kind,
+                                                                          p.project != ALL_PROJECTS))}
+        return _Projects(frozenset(own), inclusive=False)
 
     def _claim(self, policy: RetentionPolicy, at: int, owner: str, due_every_seconds: float | None) -> bool:
         """Take the policy's lease (wall clock, not `at`) in one conditional UPDATE; False when another
@@ -275,10 +288,12 @@ class RetentionService:
 
     # ---- traces ------------------------------------------------------------------------
 
-    def _traces(self, at: int, cutoff: int, dry_run: bool) -> tuple[dict[str, int], int | None, int, bool]:
+    def _traces(self, at: int, cutoff: int, dry_run: bool,
+                projects: _Projects) -> tuple[dict[str, int], int | None, int, bool]:
         tr = t.llm_traces.c
         # start <= end, so `start_ns < cutoff` (indexed) narrows the scan before the end is compared.
-        old = sa.and_(tr.start_ns < cutoff * 1_000_000, sa.func.coalesce(tr.end_ns, tr.start_ns) < cutoff * 1_000_000)
+        old = sa.and_(tr.start_ns < cutoff * 1_000_000, sa.func.coalesce(tr.end_ns, tr.start_ns) < cutoff * 1_000_000,
+                      projects.where(tr.project))
         counts = {"traces": 0, "spans": 0, "scores": 0}
         if dry_run:
             with read(self.engine) as conn:
@@ -313,15 +328,18 @@ class RetentionService:
 
     # ---- deleted runs ------------------------------------------------------------------
 
-    def _deleted_runs(self, at: int, cutoff: int, dry_run: bool) -> tuple[dict[str, int], int | None, int, bool]:
+    def _deleted_runs(self, at: int, cutoff: int, dry_run: bool,
+                      projects: _Projects) -> tuple[dict[str, int], int | None, int, bool]:
         runs, marks, mv, lh = t.runs.c, t.retention_deleted_runs.c, t.model_versions.c, t.legal_holds.c
+        exps = t.experiments.c
         if not dry_run:
             self._mark_deleted_runs(at)
         held_runs = (sa.select(mv.run_id).select_from(t.model_versions.join(
             t.legal_holds, sa.and_(lh.name == mv.name, lh.version == mv.version)))
             .where(lh.released_at.is_(None), mv.run_id.is_not(None)))
         due = (sa.select(runs.run_id).select_from(t.runs.join(t.retention_deleted_runs, marks.run_id == runs.run_id))
-               .where(runs.lifecycle_stage == "deleted", marks.seen_at <= cutoff))
+               .where(runs.lifecycle_stage == "deleted", marks.seen_at <= cutoff,
+                      runs.experiment_id.in_(sa.select(exps.experiment_id).where(projects.where(exps.project)))))
         counts = {"runs": 0, "artifacts": 0, "blobs": 0}
         freed = 0
         with read(self.engine) as conn:
@@ -405,12 +423,16 @@ class RetentionService:
 
     # ---- inference logs ----------------------------------------------------------------
 
-    def _inference_logs(self, at: int, cutoff: int,
-                        dry_run: bool) -> tuple[dict[str, int], int | None, int, bool]:
-        """Hour partitions (requests and feedback, every deployment) whose hour ended before `cutoff`."""
+    def _inference_logs(self, at: int, cutoff: int, dry_run: bool,
+                        projects: _Projects) -> tuple[dict[str, int], int | None, int, bool]:
+        """Hour partitions (requests and feedback) of the covered projects' deployments whose hour ended before
+        `cutoff`."""
         counts = {"partitions": 0, "files": 0}
         if self.inference_log is None:
             return counts, 0, 0, False
+        d = t.deployments.c
+        with read(self.engine) as conn:
+            project_of = dict(conn.execute(sa.select(d.name, d.project)).all())
         from pyarrow import fs as pafs  # type: ignore[import-untyped]
 
         from arsenale.serving.inference_log import FEEDBACK_DIR, _filesystem, _listing
@@ -418,6 +440,8 @@ class RetentionService:
         fs, base, _ = _filesystem(self.inference_log, None)
         freed = 0
         for deployment in _listing(fs, base, pafs.FileType.Directory):
+            if not projects.covers(project_of.get(deployment.base_name, DEFAULT_PROJECT)):
+                continue
             for folder in (deployment.path, f"{deployment.path}/{FEEDBACK_DIR}"):
                 for day in _listing(fs, folder, pafs.FileType.Directory):
                     try:
@@ -449,6 +473,22 @@ class RetentionService:
                         except (FileNotFoundError, OSError):
                             pass  # a writer added an hour meanwhile: the folder stays
         return counts, freed, 0, False
+
+
+@dataclass(frozen=True)
+class _Projects:
+    """`names` when `inclusive`, else every project but `names`."""
+
+    names: frozenset[str]
+    inclusive: bool
+
+    def covers(self, project: str) -> bool:
+        return (project in self.names) == self.inclusive
+
+    def where(self, column: Any) -> Any:
+        if self.inclusive:
+            return column.in_(sorted(self.names))
+        return column.not_in(sorted(self.names)) if self.names else sa.true()
 
 
 _EXACT_REFS = (t.step_runs.c.output_digest, t.dataset_versions.c.digest, t.prompt_versions.c.digest,
