@@ -61,6 +61,7 @@ class Client:
             self._features_factory: Callable[[], Any] = lambda: _http_features(transport)
             self._gates_factory: Callable[[], Any] = lambda: _http_gates(transport)
             self._tokens_factory: Callable[[], Any] = lambda: _http_tokens(transport)
+            self._projects_factory: Callable[[], Any] = lambda: _http_projects(transport)
             self._secrets_factory: Callable[[], Any] = lambda: _http_secrets(transport)
             self._prompts_factory: Callable[[], Any] = lambda: _http_prompts(transport)
             self._traces_factory: Callable[[], Any] = lambda: _http_traces(transport)
@@ -97,6 +98,7 @@ class Client:
             self._features_factory = lambda: _local_features(engine, actor)
             self._gates_factory = lambda: _local_gates(engine, self, actor)
             self._tokens_factory = lambda: _local_tokens(engine, actor)
+            self._projects_factory = lambda: _local_projects(engine)
             self._secrets_factory = lambda: _local_secrets(engine, actor)
             self._prompts_factory = lambda: _local_prompts(engine, actor)
             self._traces_factory = lambda: _local_traces(engine, actor)
@@ -152,6 +154,11 @@ class Client:
         if self._tokens is None:
             self._tokens = self._tokens_factory()
         return self._tokens
+
+    def projects(self) -> list[Any]:
+        """Every project in the current scope that holds something, with counts per kind
+        (`ProjectSummary`); a token for one project sees its own."""
+        return self._projects_factory()  # type: ignore[no-any-return]
 
     @property
     def secrets(self) -> Any:
@@ -252,6 +259,18 @@ def _http_tokens(transport: Any) -> Any:
     from arsenale.client.tokens import TokenClient
 
     return TokenClient(transport)
+
+
+def _local_projects(engine: Any) -> list[Any]:
+    from arsenale.security.project_summary import summarize
+
+    return summarize(engine)
+
+
+def _http_projects(transport: Any) -> list[Any]:
+    from arsenale.security.project_summary import ProjectSummary
+
+    return [ProjectSummary(**row) for row in transport.request("GET", "/api/v1/projects").json()]
 
 
 def _local_secrets(engine: Any, actor: str) -> Any:

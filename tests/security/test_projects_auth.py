@@ -24,8 +24,8 @@ def test_a_project_token_cannot_name_another_project(projects: Projects) -> None
     r = projects.api.get("/api/v1/experiments", headers={**projects.alpha, PROJECT_HEADER: "beta"})
     assert r.status_code == 403
     assert "is for project 'alpha', not 'beta'" in r.json()["message"]
-    assert projects.api.get("/api/v1/experiments", headers={**projects.alpha, PROJECT_HEADER: "alpha"}).status_code \
-        == 200
+    same = projects.api.get("/api/v1/experiments", headers={**projects.alpha, PROJECT_HEADER: "alpha"})
+    assert same.status_code == 200
 
 
 @pytest.mark.parametrize("bad", ["../etc", "*", "", "a b", "x" * 129])
@@ -101,3 +101,31 @@ def test_the_remote_client_names_the_project_it_works_in(monkeypatch: pytest.Mon
     monkeypatch.setenv("ARSENALE_PROJECT", "../x")
     with pytest.raises(Exception, match="project"):
         current()
+
+
+def test_projects_are_listed_with_what_they_hold_within_the_scope(projects: Projects,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    api = projects.api
+    for headers, name in ((projects.alpha, "a1"), (projects.alpha, "a2"), (projects.beta, "b1")):
+        assert api.post("/api/v1/experiments", json={"name": name}, headers=headers).status_code == 201
+    assert api.post("/api/v1/prompts", json={"name": "ask", "template": "Hi {{ x }}"},
+                    headers=projects.beta).status_code == 201
+    mine = api.get("/api/v1/projects", headers=projects.alpha_viewer).json()
+    assert [(p["name"], p["experiments"], p["prompts"]) for p in mine] == [("alpha", 2, 0)]
+    every = {p["name"]: p for p in api.get("/api/v1/projects", headers=projects.root).json()}
+    assert (every["alpha"]["experiments"], every["beta"]["experiments"], every["beta"]["prompts"]) \
+        == (2, 1, 1)
+    named = api.get("/api/v1/projects", headers={**projects.root, PROJECT_HEADER: "beta"}).json()
+    assert [p["name"] for p in named] == ["beta"]
+
+    from typer.testing import CliRunner
+
+    from arsenale.cli.main import app
+
+    monkeypatch.setenv("ARSENALE_URI", projects.local.uri)
+    out = CliRunner().invoke(app, ["--project", "alpha", "projects", "--json"])
+    assert out.exit_code == 0, out.output
+    assert '"name": "alpha"' in out.output and "beta" not in out.output
+    listed = CliRunner().invoke(app, ["--project", "beta", "experiments", "list"])
+    assert listed.exit_code == 0 and "b1" in listed.output and "a1" not in listed.output
+    assert CliRunner().invoke(app, ["--project", "../x", "projects"]).exit_code != 0

@@ -41,6 +41,7 @@ def _register(app: typer.Typer) -> None:
         models,
         monitor,
         pipelines,
+        projects,
         prompts,
         retention,
         runs,
@@ -71,6 +72,7 @@ def _register(app: typer.Typer) -> None:
     app.add_typer(tokens.app, name="tokens")
     app.add_typer(retention.app, name="retention")
     app.add_typer(secrets.app, name="secrets")
+    app.command("projects")(projects.projects)
     app.command("server")(server.server)
     app.command("ui")(server.ui)
     app.command("serve")(serving.serve)

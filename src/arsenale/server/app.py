@@ -51,6 +51,7 @@ from arsenale.server.routers import indexes as index_routes
 from arsenale.server.routers import metrics as metric_routes
 from arsenale.server.routers import monitoring as monitoring_routes
 from arsenale.server.routers import otlp as otlp_routes
+from arsenale.server.routers import projects as project_routes
 from arsenale.server.routers import prompts as prompt_routes
 from arsenale.server.routers import registry as registry_routes
 from arsenale.server.routers import retention as retention_routes
@@ -360,6 +361,7 @@ def create_app(client: Client | None = None, *, max_json_bytes: int | None = Non
     app.include_router(index_routes.router)
     app.include_router(otlp_routes.router)
     app.include_router(token_routes.router)
+    app.include_router(project_routes.router)
     app.include_router(retention_routes.router)
     app.include_router(secret_routes.router)
     app.include_router(login_routes.router)
