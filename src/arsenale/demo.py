@@ -180,6 +180,10 @@ def run_demo(port: int = 5000) -> dict[str, Any]:
 
     print()
     llm = run_llm_chapter(ars, client)
+    from arsenale.demo_security import run_security_chapter
+
+    print()
+    security = run_security_chapter(client, MODEL, champion.version)
     audit = client.audit.verify()
     elapsed = time.perf_counter() - started
     print()
@@ -228,6 +232,8 @@ def run_demo(port: int = 5000) -> dict[str, Any]:
     print(f"  .venv/bin/arsenale monitor report {served['monitor']} --out drift.html")
     print(f"  .venv/bin/arsenale alerts list --monitor {served['monitor']}")
     print(f"  LLM traces:                 http://127.0.0.1:{port}/traces   prompts: /prompts/{llm['prompt']}")
+    print(f"  tokens, secrets, retention and holds: http://127.0.0.1:{port}/security   "
+          "(.venv/bin/arsenale tokens list; .venv/bin/arsenale retention list)")
     print(f"  vector index:               http://127.0.0.1:{port}/indexes/{llm['index']}   evaluations: /evaluations")
     print(f"  .venv/bin/arsenale index drift {llm['index']} --from 1 --to {llm['index_version']};  "
           f".venv/bin/arsenale traces list")
@@ -240,7 +246,8 @@ def run_demo(port: int = 5000) -> dict[str, Any]:
     return {"dataset_version": dataset.version, "pipeline_cached": len(again.cached),
             "parent_run_id": parent.run_id, "best_run_id": best.run_id, "runs": len(results),
             "champion": champion.version, "challenger": challenger.version, "served_auc": served_auc,
-            "serving": served, "features": online, "gates": gated, "delivery": delivery, "llm": llm}
+            "serving": served, "features": online, "gates": gated, "delivery": delivery, "llm": llm,
+            "security": security}
 
 
 def main() -> None:

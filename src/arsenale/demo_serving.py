@@ -31,9 +31,10 @@ def _free_port() -> int:
 class _Server:
     """uvicorn on a thread, stopped on exit."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, ready_path: str = "/v2/health/ready") -> None:
         import uvicorn
 
+        self.ready_path = ready_path
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
@@ -47,12 +48,12 @@ class _Server:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{self.url}/v2/health/ready", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}{self.ready_path}", timeout=1).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        raise RuntimeError("the demo model server did not become ready")
+        raise RuntimeError(f"the demo's server did not become ready at {self.ready_path}")
 
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True

@@ -79,3 +79,10 @@ def test_demo_tracks_a_real_sweep(capsys: pytest.CaptureFixture[str]) -> None:
     assert len(traces) >= 8 and all(t.cost and t.cost > 0 for t in traces)
     assert "LLMOps: index demo-runbook" in printed
     assert llm["window"]["traces"] >= 8 and llm["window"]["score.groundedness"] > 0.9  # the LLM monitor's window
+    # the security chapter: a partner's project token sees its own things only; the champion is on legal hold
+    security = out["security"]
+    assert security["partner_project"] == "partner-lab" and security["partner_lists"] == ["partner-lab-baseline"]
+    assert (security["guessed_model"], security["audit_status"]) == (404, 403)
+    assert (security["viewer_write"], security["anonymous"]) == (403, 401)
+    assert security["signed_by"] == "token:partner-ci"
+    assert [h.version for h in client.registry.legal_holds("breast-cancer-classifier")] == [champion.version]
