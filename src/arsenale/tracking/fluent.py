@@ -38,7 +38,7 @@ DEFAULT_EXPERIMENT = "Default"
 PARENT_TAG = "ars.parent_run_id"
 
 _local = threading.local()
-_clients: dict[tuple[str, int], Client] = {}
+_clients: dict[tuple[str, str, int], Client] = {}
 _clients_lock = threading.Lock()
 
 
