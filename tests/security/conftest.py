@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -43,3 +44,24 @@ def projects(store_uri: str, tmp_path: Path) -> Iterator[Projects]:
                        alpha_viewer=_bearer(local, "alpha-viewer", "viewer", "alpha"),
                        alpha_admin=_bearer(local, "alpha-admin", "admin", "alpha"),
                        root=_bearer(local, "root", "admin", "*"))
+
+
+def as_missing(body: dict[str, Any], name: str, ghost: str) -> dict[str, Any]:
+    """The error body with the name swapped: what a missing thing answers, if nothing else differs."""
+    return {**body, "message": body["message"].replace(name, ghost)}
+
+
+def same_404(projects: Projects, method: str, path: str, name: str, ghost: str, **kw: Any) -> None:
+    """As beta, `path` naming alpha's `name` answers exactly what it answers for a `ghost` that never existed."""
+    got = projects.api.request(method, path, headers=projects.beta, **kw)
+    missing = projects.api.request(method, path.replace(name, ghost), headers=projects.beta, **kw)
+    assert got.status_code == 404, (method, path, got.text)
+    assert missing.status_code == 404, (method, path, missing.text)
+    assert as_missing(got.json(), name, ghost) == missing.json()
+
+
+def listed(api: TestClient, path: str, headers: dict[str, str]) -> set[str]:
+    """The names a list route answers to `headers`."""
+    r = api.get(path, headers=headers)
+    assert r.status_code == 200, r.text
+    return {item["name"] for item in r.json()}

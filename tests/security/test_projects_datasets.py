@@ -12,22 +12,10 @@ import pytest
 
 from arsenale.errors import Conflict, NotFound
 from arsenale.security.projects import PROJECT_HEADER, project
-from tests.security.conftest import Projects
+from tests.security.conftest import Projects, as_missing, listed, same_404
 
 D = "/api/v1/datasets"
 CSV = b"a,b\n1,x\n2,y\n"
-
-
-def _as_missing(body: dict[str, Any], name: str, ghost: str) -> dict[str, Any]:
-    return {**body, "message": body["message"].replace(name, ghost)}
-
-
-def _same_404(projects: Projects, method: str, path: str, name: str, ghost: str, **kw: Any) -> None:
-    got = projects.api.request(method, path, headers=projects.beta, **kw)
-    missing = projects.api.request(method, path.replace(name, ghost), headers=projects.beta, **kw)
-    assert got.status_code == 404, (method, path, got.text)
-    assert missing.status_code == 404, (method, path, missing.text)
-    assert _as_missing(got.json(), name, ghost) == missing.json()
 
 
 def _upload(projects: Projects, headers: dict[str, str], name: str, data: bytes = CSV) -> Any:
@@ -53,7 +41,7 @@ def test_another_projects_dataset_reads_as_missing_and_stays_unchanged(projects:
                          ("GET", f"{D}/d-alpha/versions/1"), ("GET", f"{D}/d-alpha/versions/latest"),
                          ("GET", f"{D}/d-alpha/versions/2"), ("GET", f"{D}/d-alpha/versions/1/validation"),
                          ("GET", f"{D}/d-alpha/versions/1/download")]:
-        _same_404(projects, method, path, "d-alpha", "d-ghost")
+        same_404(projects, method, path, "d-alpha", "d-ghost")
     taken = _upload(projects, projects.beta, "d-alpha", b"a,b\n9,z\n")
     assert taken.status_code == 409 and "already taken" in taken.json()["message"]
     same_data = _upload(projects, projects.beta, "d-alpha")  # not even identical data finds alpha's version
@@ -67,9 +55,7 @@ def test_dataset_lists_show_the_projects_own(projects: Projects) -> None:
     _upload(projects, projects.beta, "d-beta")
 
     def names(headers: dict[str, str]) -> set[str]:
-        r = projects.api.get(D, headers=headers)
-        assert r.status_code == 200
-        return {d["name"] for d in r.json()}
+        return listed(projects.api, D, headers)
 
     assert names(projects.beta) == {"d-beta"} and "d-alpha" not in projects.api.get(D, headers=projects.beta).text
     assert names(projects.alpha_viewer) == {"d-alpha"}
@@ -86,12 +72,12 @@ def test_inputs_link_only_a_run_and_a_dataset_of_the_scope(projects: Projects) -
                             headers=projects.beta)
     missing = projects.api.post(f"/api/v1/runs/{ghost}/inputs", json={"name": "d-beta", "version": 1},
                                 headers=projects.beta)
-    assert got.status_code == 404 and _as_missing(got.json(), run_a, ghost) == missing.json()
+    assert got.status_code == 404 and as_missing(got.json(), run_a, ghost) == missing.json()
     got = projects.api.post(f"/api/v1/runs/{run_b}/inputs", json={"name": "d-alpha", "version": 1},
                             headers=projects.beta)
     missing = projects.api.post(f"/api/v1/runs/{run_b}/inputs", json={"name": "d-ghost", "version": 1},
                                 headers=projects.beta)
-    assert got.status_code == 404 and _as_missing(got.json(), "d-alpha", "d-ghost") == missing.json()
+    assert got.status_code == 404 and as_missing(got.json(), "d-alpha", "d-ghost") == missing.json()
     got = projects.api.get(f"/api/v1/runs/{run_a}/inputs", headers=projects.beta)
     assert got.status_code == 404
     assert projects.local.datasets.inputs(run_a) == [] and projects.local.datasets.inputs(run_b) == []

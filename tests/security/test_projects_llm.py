@@ -14,7 +14,7 @@ from arsenale.errors import Conflict, NotFound
 from arsenale.llm.vectors import VectorIndex
 from arsenale.security.projects import PROJECT_HEADER, project
 from arsenale.store.llm_windows import window_traces
-from tests.security.conftest import Projects
+from tests.security.conftest import Projects, listed, same_404
 
 P = "/api/v1/prompts"
 T = "/api/v1/traces"
@@ -22,19 +22,6 @@ X = "/api/v1/indexes"
 TRACE_A = "a" * 31 + "1"
 TRACE_B = "b" * 31 + "2"
 GHOST_TRACE = "c" * 31 + "3"
-
-
-def _as_missing(body: dict[str, Any], name: str, ghost: str) -> dict[str, Any]:
-    """The error body with the name swapped: what a missing thing answers, if nothing else differs."""
-    return {**body, "message": body["message"].replace(name, ghost)}
-
-
-def _same_404(projects: Projects, method: str, path: str, name: str, ghost: str, **kw: Any) -> None:
-    got = projects.api.request(method, path, headers=projects.beta, **kw)
-    missing = projects.api.request(method, path.replace(name, ghost), headers=projects.beta, **kw)
-    assert got.status_code == 404, (method, path, got.text)
-    assert missing.status_code == 404, (method, path, missing.text)
-    assert _as_missing(got.json(), name, ghost) == missing.json()
 
 
 # ---- prompts -------------------------------------------------------------------------------------------------
@@ -61,7 +48,7 @@ def test_another_projects_prompt_reads_as_missing_and_stays_unchanged(projects: 
                              ("PUT", f"{P}/p-alpha/labels/staging", {"json": {"version": 1}}),
                              ("PUT", f"{P}/p-alpha/labels/prod", {"json": {"version": 1}}),
                              ("DELETE", f"{P}/p-alpha/labels/prod", {})]:
-        _same_404(projects, method, path, "p-alpha", "p-ghost", **kw)
+        same_404(projects, method, path, "p-alpha", "p-ghost", **kw)
     taken = _register(projects, projects.beta, "p-alpha", "Bye {{ who }}")
     assert taken.status_code == 409 and "already taken" in taken.json()["message"]
     versions = projects.local.prompts.versions("p-alpha")
@@ -75,9 +62,7 @@ def test_prompt_lists_show_the_projects_own(projects: Projects) -> None:
     projects.api.put(f"{P}/p-alpha/labels/prod", json={"version": 1}, headers=projects.alpha)
 
     def names(headers: dict[str, str]) -> set[str]:
-        r = projects.api.get(P, headers=headers)
-        assert r.status_code == 200
-        return {p["name"] for p in r.json()}
+        return listed(projects.api, P, headers)
 
     assert names(projects.alpha) == {"p-alpha"}
     beta = projects.api.get(P, headers=projects.beta).text
@@ -132,11 +117,11 @@ def test_a_trace_is_made_in_the_project_that_first_sends_it(projects: Projects) 
     assert projects.local.traces.get(TRACE_A).project == "alpha"
 
 
-def test_another_projects_trace_reads_as_missing(projects: Projects) -> None:
+def test_another_projects_trace_readsas_missing(projects: Projects) -> None:
     _ingest(projects, projects.alpha, _span(TRACE_A, "1" * 16, "root-a", "s-alpha"))
     before = _stored(projects, TRACE_A)
-    _same_404(projects, "GET", f"{T}/{TRACE_A}", TRACE_A, GHOST_TRACE)
-    _same_404(projects, "POST", f"{T}/{TRACE_A}/scores", TRACE_A, GHOST_TRACE, json={"name": "thumbs", "value": 0})
+    same_404(projects, "GET", f"{T}/{TRACE_A}", TRACE_A, GHOST_TRACE)
+    same_404(projects, "POST", f"{T}/{TRACE_A}/scores", TRACE_A, GHOST_TRACE, json={"name": "thumbs", "value": 0})
     assert _stored(projects, TRACE_A) == before
 
 
@@ -261,7 +246,7 @@ def test_another_projects_index_reads_as_missing_and_stays_unchanged(projects: P
         ("POST", f"{X}/kb-alpha/search", {"json": {"vector": [1.0, 0.0, 0.0], "k": 1}}),
         ("POST", f"{X}/kb-alpha/deletions", {"json": {"ids": ["d1"]}})]
     for method, path, kw in requests:
-        _same_404(projects, method, path, "kb-alpha", "kb-ghost", **kw)
+        same_404(projects, method, path, "kb-alpha", "kb-ghost", **kw)
     taken = _add(projects, projects.beta, "kb-alpha", "d2")
     assert taken.status_code == 409 and "already taken" in taken.json()["message"]
     versions = projects.local.indexes.versions("kb-alpha")
@@ -273,9 +258,7 @@ def test_index_lists_show_the_projects_own(projects: Projects) -> None:
     _add(projects, projects.beta, "kb-beta")
 
     def names(headers: dict[str, str]) -> set[str]:
-        r = projects.api.get(X, headers=headers)
-        assert r.status_code == 200
-        return {i["name"] for i in r.json()}
+        return listed(projects.api, X, headers)
 
     assert names(projects.alpha) == {"kb-alpha"}
     assert "kb-alpha" not in projects.api.get(X, headers=projects.beta).text

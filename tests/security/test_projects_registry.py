@@ -11,21 +11,9 @@ import pytest
 
 from arsenale.errors import Conflict, NotFound
 from arsenale.security.projects import PROJECT_HEADER, project
-from tests.security.conftest import Projects
+from tests.security.conftest import Projects, as_missing, listed, same_404
 
 M = "/api/v1/models"
-
-
-def _as_missing(body: dict[str, Any], name: str, ghost: str) -> dict[str, Any]:
-    return {**body, "message": body["message"].replace(name, ghost)}
-
-
-def _same_404(projects: Projects, method: str, path: str, name: str, ghost: str, **kw: Any) -> None:
-    got = projects.api.request(method, path, headers=projects.beta, **kw)
-    missing = projects.api.request(method, path.replace(name, ghost), headers=projects.beta, **kw)
-    assert got.status_code == 404, (method, path, got.text)
-    assert missing.status_code == 404, (method, path, missing.text)
-    assert _as_missing(got.json(), name, ghost) == missing.json()
 
 
 def _files(projects: Projects, headers: dict[str, str]) -> list[dict[str, Any]]:
@@ -75,7 +63,7 @@ def test_another_projects_model_reads_as_missing_and_stays_unchanged(projects: P
             ("DELETE", f"{M}/m-alpha/aliases/champion", {}),
             ("POST", f"{M}/m-alpha/aliases/champion/undo", {}),
             ("POST", f"{M}/m-alpha/versions/1/legal-hold", {"json": {"reason": "x"}})]:
-        _same_404(projects, method, path, "m-alpha", "m-ghost", **kw)
+        same_404(projects, method, path, "m-alpha", "m-ghost", **kw)
     # releasing a hold and deleting a version need an admin: alpha's admin may, beta's editor is refused before
     assert projects.api.delete(f"{M}/m-alpha/versions/1", headers=projects.beta).status_code in (403, 404)
     taken = projects.api.post(M, json={"name": "m-alpha"}, headers=projects.beta)
@@ -89,7 +77,7 @@ def test_another_projects_model_reads_as_missing_and_stays_unchanged(projects: P
     assert projects.local.registry.get_model("m-alpha").project == "alpha"
 
 
-def test_admin_only_writes_on_another_projects_model_read_as_missing(projects: Projects) -> None:
+def test_admin_only_writes_on_another_projects_model_readas_missing(projects: Projects) -> None:
     _alpha_model(projects)
     projects.api.post(f"{M}/m-alpha/versions/1/legal-hold", json={"reason": "audit"}, headers=projects.alpha)
     beta_admin = {"Authorization": "Bearer " + projects.local.tokens.create("beta-admin", role="admin",
@@ -98,7 +86,7 @@ def test_admin_only_writes_on_another_projects_model_read_as_missing(projects: P
         got = projects.api.request(method, path, headers=beta_admin)
         missing = projects.api.request(method, path.replace("m-alpha", "m-ghost"), headers=beta_admin)
         assert got.status_code == 404 and missing.status_code == 404, got.text
-        assert _as_missing(got.json(), "m-alpha", "m-ghost") == missing.json()
+        assert as_missing(got.json(), "m-alpha", "m-ghost") == missing.json()
     assert [h.version for h in projects.local.registry.legal_holds("m-alpha")] == [1]
     assert [v.version for v in projects.local.registry.list_versions("m-alpha")] == [1]
 
@@ -111,9 +99,7 @@ def test_model_lists_show_the_projects_own(projects: Projects) -> None:
                                  headers=headers).status_code == 201
 
     def names(path: str, headers: dict[str, str]) -> set[str]:
-        r = projects.api.get(path, headers=headers)
-        assert r.status_code == 200, r.text
-        return {m["name"] for m in r.json()}
+        return listed(projects.api, path, headers)
 
     assert names(M, projects.beta) == {"m-beta"} and "m-alpha" not in projects.api.get(M, headers=projects.beta).text
     assert names(M, projects.alpha) == {"m-alpha"}
@@ -126,7 +112,7 @@ def test_model_lists_show_the_projects_own(projects: Projects) -> None:
     assert names(f"{M}?name_like=m-%25", projects.beta) == {"m-beta"}
 
 
-def test_a_run_of_another_project_in_a_body_reads_as_missing(projects: Projects) -> None:
+def test_a_run_of_another_project_in_a_body_readsas_missing(projects: Projects) -> None:
     with project("alpha"):
         exp = projects.local.tracking.create_experiment("e-alpha")
         run_id = projects.local.tracking.create_run(exp.experiment_id).info.run_id
@@ -140,7 +126,7 @@ def test_a_run_of_another_project_in_a_body_reads_as_missing(projects: Projects)
                                     json={k: v.replace(run_id, ghost) if isinstance(v, str) else v
                                           for k, v in body.items()})
         assert got.status_code == 404 and missing.status_code == 404, got.text
-        assert _as_missing(got.json(), run_id, ghost) == missing.json()
+        assert as_missing(got.json(), run_id, ghost) == missing.json()
     assert "m-beta" not in {m.name for m in projects.local.registry.list_models()}
     # in its own project the run is found, and the version lists it
     made = _version(projects, projects.alpha, "m-alpha", run_id=run_id)
@@ -175,12 +161,12 @@ def test_webhooks_follow_their_models_project(projects: Projects) -> None:
     hook_id = made.json()["webhook_id"]
     refused = projects.api.post("/api/v1/webhooks", json={**hook, "model_name": "m-alpha"}, headers=projects.beta)
     ghost = projects.api.post("/api/v1/webhooks", json={**hook, "model_name": "m-ghost"}, headers=projects.beta)
-    assert refused.status_code == 404 and _as_missing(refused.json(), "m-alpha", "m-ghost") == ghost.json()
+    assert refused.status_code == 404 and as_missing(refused.json(), "m-alpha", "m-ghost") == ghost.json()
     assert projects.api.post("/api/v1/webhooks", json=hook, headers=projects.beta).status_code == 400
     assert projects.api.get("/api/v1/webhooks", headers=projects.beta).json() == []
     for method, path in [("GET", f"/api/v1/webhooks/{hook_id}/deliveries"), ("DELETE", f"/api/v1/webhooks/{hook_id}")]:
         got = projects.api.request(method, path, headers=projects.beta)
         missing = projects.api.request(method, path.replace(hook_id, "f" * 32), headers=projects.beta)
-        assert got.status_code == 404 and _as_missing(got.json(), hook_id, "f" * 32) == missing.json()
+        assert got.status_code == 404 and as_missing(got.json(), hook_id, "f" * 32) == missing.json()
     assert [h["webhook_id"] for h in projects.api.get("/api/v1/webhooks", headers=projects.alpha).json()] == [hook_id]
     assert [h.webhook_id for h in projects.local.webhooks.list()] == [hook_id]

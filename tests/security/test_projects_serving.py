@@ -17,7 +17,7 @@ from arsenale.security.projects import PROJECT_HEADER, project
 from arsenale.serving.models import LATENCY_BUCKETS_MS, Decision
 from arsenale.store.db import read
 from arsenale.store.tables import deployments as deployments_table
-from tests.security.conftest import Projects
+from tests.security.conftest import Projects, listed
 
 D = "/api/v1/deployments"
 
@@ -109,9 +109,7 @@ def test_deployment_lists_show_the_projects_own(two: Projects) -> None:
     assert two.api.post(D, json={"name": "d-beta", "model": "m-beta/1"}, headers=two.beta).status_code == 201
 
     def names(headers: dict[str, str]) -> set[str]:
-        r = two.api.get(D, headers=headers)
-        assert r.status_code == 200
-        return {d["name"] for d in r.json()}
+        return listed(two.api, D, headers)
 
     assert names(two.alpha) == {"d-alpha"}
     assert "d-alpha" not in two.api.get(D, headers=two.beta).text

@@ -12,7 +12,7 @@ import pytest
 
 from arsenale.errors import NotFound
 from arsenale.security.projects import PROJECT_HEADER, project
-from tests.security.conftest import Projects
+from tests.security.conftest import Projects, listed
 
 E = "/api/v1/experiments"
 R = "/api/v1/runs"
@@ -145,9 +145,7 @@ def test_experiment_lists_show_the_projects_own(projects: Projects) -> None:
     _experiment(projects, projects.beta, "e-beta")
 
     def names(headers: dict[str, str], view: str = "active") -> set[str]:
-        r = projects.api.get(f"{E}?view={view}", headers=headers)
-        assert r.status_code == 200, r.text
-        return {e["name"] for e in r.json()}
+        return listed(projects.api, f"{E}?view={view}", headers)
 
     assert "e-alpha" not in projects.api.get(f"{E}?view=all", headers=projects.beta).text
     assert names(projects.beta) == names(projects.beta, "all") == {"e-beta"}
