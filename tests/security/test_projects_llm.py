@@ -204,6 +204,21 @@ def test_sdk_traces_land_in_the_project_they_were_made_in(projects: Projects) ->
     assert [s.name for s in client.traces.get(found["answer-alpha"].trace_id).scores] == ["thumbs"]
 
 
+def test_otlp_exports_land_in_the_tokens_project(projects: Projects) -> None:
+    def export(trace_id: str, headers: dict[str, str]) -> Any:
+        span = {"traceId": trace_id, "spanId": "9" * 16, "name": "otel-root", "kind": 1,
+                "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000000000001000"}
+        body = {"resourceSpans": [{"scopeSpans": [{"scope": {"name": "manual"}, "spans": [span]}]}]}
+        return projects.api.post("/v1/traces", json=body, headers=headers)
+
+    assert export(TRACE_A, projects.alpha).status_code == 200
+    assert projects.local.traces.get(TRACE_A).project == "alpha"
+    refused = export(TRACE_A, projects.beta)  # beta cannot add spans to alpha's trace by exporting its id
+    assert refused.status_code == 200 and refused.json()["partialSuccess"]["rejectedSpans"] == "1"
+    assert [s.name for s in projects.local.traces.get(TRACE_A).spans] == ["otel-root"]
+    assert export(TRACE_B, projects.alpha_viewer).status_code == 403
+
+
 def test_llm_monitor_windows_read_every_project_when_unconfined(projects: Projects) -> None:
     _ingest(projects, projects.alpha, _span(TRACE_A, "1" * 16, "root-a"))
     _ingest(projects, projects.beta, _span(TRACE_B, "3" * 16, "root-b"))
